@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The UDP side: one IPv4 and one IPv6 (v6-only) socket on the same port.
+ * Every received packet reports the local address it arrived on, and every
+ * send can pin that address as its source, so replies leave from the address
+ * the peer used (a cluster VIP, not the node's primary address).
+ */
+#ifndef GWD_UDP_H
+#define GWD_UDP_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gw/addr.h"
+
+/* The local end of a UDP exchange: the address a packet arrived on. */
+struct gwd_src {
+	int family; /* 0 when unknown: let the kernel choose */
+	int ifindex;
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	};
+};
+
+struct gwd_udp {
+	int fd4; /* -1 when closed */
+	int fd6; /* -1 when closed or IPv6 is unavailable */
+	uint16_t port;
+	uint32_t fwmark;
+};
+
+/*
+ * Binds both sockets to `port` (0: a random port, the same for both).
+ * IPv6 is optional: a host without it gets fd6 = -1. 0 or -errno.
+ */
+int gwd_udp_open(struct gwd_udp *u, uint16_t port, uint32_t fwmark);
+void gwd_udp_close(struct gwd_udp *u);
+/* SO_MARK on both sockets (0 clears it). 0 or -errno. */
+int gwd_udp_set_fwmark(struct gwd_udp *u, uint32_t fwmark);
+
+/*
+ * One datagram from fd into buf: bytes, or -errno (-EAGAIN when none).
+ * `from` gets the sender, `local` the address it was sent to.
+ */
+ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, struct gwd_src *local);
+
+/*
+ * Sends from `local` when it is set. If that address is no longer ours the
+ * kernel refuses it: the send is retried with a kernel-chosen source and
+ * *local is cleared, so the caller learns it. 0 or -errno.
+ */
+int gwd_udp_send(struct gwd_udp *u, const union gw_sockaddr *to, struct gwd_src *local,
+		 const void *buf, size_t len);
+
+#endif
