@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 enum gw_crypto_sizes {
-	GW_KEY_LEN = 32,	 /* X25519 keys, symmetric keys, PSKs */
-	GW_HASH_LEN = 32,	 /* BLAKE2s-256 */
+	GW_KEY_LEN = 32,  /* X25519 keys, symmetric keys, PSKs */
+	GW_HASH_LEN = 32, /* BLAKE2s-256 */
 	GW_BLAKE2S_BLOCK_LEN = 64,
 	GW_BLAKE2S_KEY_MAX = 32,
 	GW_AEAD_TAG_LEN = 16,	 /* Poly1305 */
@@ -30,7 +30,10 @@ int gw_crypto_init(void);
 struct gw_blake2s {
 	_Alignas(64) uint8_t opaque[256];
 };
-/* outlen 1..32, keylen 0..32 (key may be NULL when keylen is 0). */
+/*
+ * outlen 1..32, keylen 0..32 (key may be NULL when keylen is 0); final takes
+ * the same outlen. Lengths outside these ranges are caller bugs and abort.
+ */
 void gw_blake2s_init(struct gw_blake2s *s, size_t outlen, const uint8_t *key, size_t keylen);
 void gw_blake2s_update(struct gw_blake2s *s, const void *in, size_t inlen);
 /* Writes the digest and wipes the state. */
@@ -39,7 +42,7 @@ void gw_blake2s_final(struct gw_blake2s *s, uint8_t *out, size_t outlen);
 void gw_blake2s(uint8_t *out, size_t outlen, const void *in, size_t inlen, const uint8_t *key,
 		size_t keylen);
 
-/* HMAC (RFC 2104) over BLAKE2s-256, as WireGuard's KDF uses it. */
+/* HMAC (RFC 2104) over BLAKE2s-256, as WireGuard's KDF uses it; out may alias key or in. */
 void gw_hmac_blake2s(uint8_t out[static GW_HASH_LEN], const uint8_t *key, size_t keylen,
 		     const void *in, size_t inlen);
 
@@ -58,9 +61,10 @@ void gw_kdf(uint8_t *t1, uint8_t *t2, uint8_t *t3, const uint8_t ck[static GW_HA
  */
 void gw_aead_encrypt(uint8_t *dst, const uint8_t *src, size_t srclen, const uint8_t *ad,
 		     size_t adlen, uint64_t nonce, const uint8_t key[static GW_KEY_LEN]);
-__attribute__((warn_unused_result)) bool
-gw_aead_decrypt(uint8_t *dst, const uint8_t *src, size_t srclen, const uint8_t *ad, size_t adlen,
-		uint64_t nonce, const uint8_t key[static GW_KEY_LEN]);
+__attribute__((warn_unused_result)) bool gw_aead_decrypt(uint8_t *dst, const uint8_t *src,
+							 size_t srclen, const uint8_t *ad,
+							 size_t adlen, uint64_t nonce,
+							 const uint8_t key[static GW_KEY_LEN]);
 
 /* XChaCha20-Poly1305 (cookie replies), same buffer rules. */
 void gw_xaead_encrypt(uint8_t *dst, const uint8_t *src, size_t srclen, const uint8_t *ad,
@@ -91,7 +95,11 @@ uint32_t gw_random_uniform(uint32_t upper);
 bool gw_memeq(const void *a, const void *b, size_t len);
 /* Wipes memory in a way the compiler cannot elide. */
 void gw_wipe(void *p, size_t len);
-/* Memory for secrets: locked where possible, guarded, wiped on free; NULL on failure. */
+/*
+ * Memory for secrets: zero-filled, aligned for any type, locked where possible,
+ * guarded, wiped on free; NULL on failure. Each call maps its own guard pages
+ * (several VMAs): use it for a few long-lived blocks, not one per peer.
+ */
 void *gw_secret_alloc(size_t len);
 /* Wipes and frees; NULL is ignored. */
 void gw_secret_free(void *p);
