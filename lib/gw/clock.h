@@ -16,7 +16,7 @@
 enum { GW_TAI64N_LEN = 12 };
 
 struct gw_clock {
-	uint64_t (*mono_ns)(const struct gw_clock *c); /* monotonic, ns */
+	uint64_t (*mono_ns)(const struct gw_clock *c);		     /* monotonic, ns */
 	void (*real)(const struct gw_clock *c, struct timespec *ts); /* wall clock */
 };
 

@@ -25,6 +25,8 @@ enum gw_log_sink {
 /* ident prefixes each line ("gwd"); may be called again to reconfigure. */
 void gw_log_init(const char *ident, enum gw_log_level max_level, enum gw_log_sink sink);
 void gw_log_set_level(enum gw_log_level max_level);
+/* Prefixes stderr lines with a UTC wall-clock time; off by default (journald stamps lines). */
+void gw_log_set_timestamps(bool on);
 bool gw_log_enabled(enum gw_log_level level);
 /* Parses "error", "warning", "info", "debug"; -EINVAL otherwise. */
 int gw_log_level_parse(const char *s, enum gw_log_level *out);
@@ -34,10 +36,10 @@ __attribute__((format(printf, 2, 3))) void gw_log(enum gw_log_level level, const
 #define gw_err(...)  gw_log(GW_LOG_ERR, __VA_ARGS__)
 #define gw_warn(...) gw_log(GW_LOG_WARN, __VA_ARGS__)
 #define gw_info(...) gw_log(GW_LOG_INFO, __VA_ARGS__)
-#define gw_dbg(...)                                                                                \
-	do {                                                                                       \
-		if (gw_log_enabled(GW_LOG_DEBUG))                                                  \
-			gw_log(GW_LOG_DEBUG, __VA_ARGS__);                                         \
+#define gw_dbg(...)                                        \
+	do {                                               \
+		if (gw_log_enabled(GW_LOG_DEBUG))          \
+			gw_log(GW_LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 /*
@@ -51,7 +53,10 @@ struct gw_ratelimit {
 	uint64_t begin;	     /* start of the current interval, monotonic ns */
 	uint64_t suppressed; /* events refused since the last allowed one */
 };
-#define GW_RATELIMIT_INIT(interval, n) {.interval_ns = (interval), .burst = (n)}
+#define GW_RATELIMIT_INIT(interval, n)                  \
+	{                                               \
+		.interval_ns = (interval), .burst = (n) \
+	}
 
 /* True when the event may proceed; counts it as suppressed otherwise. */
 bool gw_ratelimit_allow(struct gw_ratelimit *rl, uint64_t now_ns);

@@ -25,9 +25,16 @@ struct gw_timer;
 typedef void gw_io_fn(struct gw_loop *loop, int fd, uint32_t events, void *arg);
 typedef void gw_timer_fn(struct gw_loop *loop, struct gw_timer *t, void *arg);
 
+/*
+ * Timers fire in deadline order, ties in arming order. A timer armed from a
+ * timer callback for a time that is already due fires in the next
+ * gw_loop_run_timers(), not the current one (its deadline then reads as the
+ * current run's "now"), so a timer re-arming itself for now cannot spin.
+ */
 struct gw_timer {
 	uint64_t deadline; /* monotonic ns; valid while armed */
 	size_t slot;	   /* position in the loop's heap, SIZE_MAX when idle */
+	uint64_t seq;	   /* arming order: breaks deadline ties */
 	gw_timer_fn *fn;
 	void *arg;
 };
