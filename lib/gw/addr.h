@@ -19,7 +19,8 @@ struct gw_prefix {
 
 enum {
 	GW_PREFIX_STR_LEN = 44, /* INET6_ADDRSTRLEN + "/128" */
-	GW_ENDPOINT_STR_LEN = 56,
+	/* "[" 39-char IPv6 "%" 15-char ifname "]:65535" NUL */
+	GW_ENDPOINT_STR_LEN = 64,
 };
 
 /*
@@ -44,7 +45,8 @@ union gw_sockaddr {
 
 /*
  * Parses "IPv4:PORT" or "[IPv6]:PORT" (numeric only; IPv6 may carry a
- * %scope). 0 or -EINVAL.
+ * %scope: an interface name existing in the caller's namespace, or a nonzero
+ * index). PORT is decimal 0-65535 without leading zeros. 0 or -EINVAL.
  */
 int gw_endpoint_parse(union gw_sockaddr *ep, const char *s);
 /* Same textual forms; out must hold GW_ENDPOINT_STR_LEN bytes. */
