@@ -85,6 +85,10 @@ h_exec_timeout client 5 ping -n -q -c 3 -i 0.2 -W 1 198.18.0.2 >/dev/null ||
 	h_fail "client ping during the flood failed"
 h_alive flood || h_fail "the flood ended before the client's ping went through"
 h_log "client handshake and ping done while the flood runs"
+if ! gwd_is_ref; then
+	# gwd's own account (stats=1 is its extension): under load right now.
+	h_assert_eq "$(gwd_stat "$WGS" under_load)" 1 "gwd under_load during the flood"
+fi
 wg_assert_handshake server "$WGS" "$PUB_C" 30
 
 h_wait_exit flood $((FLOOD_SECS + 10))
@@ -96,6 +100,13 @@ h_assert_ge "$(jq .sent "$H_LOGDIR/flood.json")" $((FLOOD_RATE * FLOOD_SECS / 4 
 	"initiations the flooder sent"
 h_assert_ge "$(jq .cookie_replies "$H_LOGDIR/flood.json")" 1 \
 	"cookie replies the flooder received for its indexes"
+
+if ! gwd_is_ref; then
+	sent=$(gwd_stat "$WGS" cookie_replies_sent)
+	h_log "gwd: $sent cookie replies sent, $(gwd_stat "$WGS" handshake_fail_bad_auth) bad initiations"
+	h_assert_ge "$sent" "$(jq .cookie_replies "$H_LOGDIR/flood.json")" \
+		"gwd's cookie_replies_sent against the replies the flooder got"
+fi
 
 # On the wire: cookie replies to the flooder, answering its indexes
 # (prefix 241 = 0xf1 in the top byte).

@@ -15,7 +15,8 @@
 # streams whose bytes are checked by SHA-256. Pair C also runs iperf3, and a
 # gwd pair with mismatched preshared keys must complete no handshake (and
 # must, once the keys agree). Every daemon must leave on SIGTERM with status
-# 0, removing its TUN and UAPI socket.
+# 0, removing its TUN and UAPI socket. Last, a set that the daemon refuses
+# (a listen port in use) must reach the user as wg reports kernel errors.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/harness.sh
 . "${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib/harness.sh"
@@ -214,7 +215,34 @@ run_psk_mismatch() {
 	wg_down client "$WGC"
 }
 
+# A refused set reaches the user as the right error (wg turns the answer's
+# errno=-N into errno N) and, as with the kernel module, leaves the old port
+# bound. (wireguard-go v0.0.20220316 is left with no port at all: not
+# checked when it stands in for gwd.)
+run_uapi_error() {
+	local ifn out port0
+	ifn=$(h_ifname e)
+	gwd_up server "$ifn"
+	h_spawn server holder python3 -c 'import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 40000))
+time.sleep(60)'
+	h_wait_listen server 40000 5 udp
+	port0=$(h_wg server show "$ifn" listen-port)
+	if out=$(h_wg server set "$ifn" listen-port 40000 2>&1); then
+		h_fail "wg set listen-port on a port in use succeeded"
+	fi
+	h_assert_match "$out" "Address already in use" "wg's report of a refused listen-port"
+	if ! gwd_is_ref; then
+		h_assert_eq "$(h_wg server show "$ifn" listen-port)" "$port0" \
+			"listen-port after the refused set"
+	fi
+	h_kill holder
+	wg_down server "$ifn"
+}
+
 run_pair A gwd ref 4
 run_pair B ref gwd 6
 run_pair C gwd gwd 4
 run_psk_mismatch
+run_uapi_error

@@ -29,6 +29,7 @@
 #   tcp_verify SRC DST ADDR BYTES  both, unpaced
 #   gwd_tool ARGS...               python3 gwd_tool.py ARGS (host namespace)
 #   uapi_get IF [REQUEST]          one UAPI exchange with IF's socket
+#   gwd_stat IF KEY                a device counter from gwd's stats=1
 #
 # Address plan of gwd_lab (docs/architecture.md):
 #   client eth0 192.0.2.2/24 2001:db8:1::2/64 ---- router eth0 .1 / ::1
@@ -188,6 +189,16 @@ gwd_tool() {
 
 uapi_get() {
 	gwd_tool uapi --sock "$H_WG_RUN_DIR/$1.sock" "${2:-get=1}"
+}
+
+# gwd_stat IF KEY: a device-level counter from gwd's `stats=1` extension.
+gwd_stat() {
+	local out v
+	out=$(uapi_get "$1" stats=1) || h_fail "stats=1 on $1 failed"
+	[[ $out == *"errno=0"* ]] || h_fail "stats=1 on $1: $(tail -n 2 <<<"$out")"
+	v=$(awk -F= -v k="$2" '$1 == "public_key" { exit } $1 == k { print $2; exit }' <<<"$out")
+	[[ -n $v ]] || h_fail "stats=1 on $1 has no $2"
+	echo "$v"
 }
 
 # tcp_start SRC DST ADDR BYTES [RATE]: start a TCP stream of BYTES random
