@@ -636,6 +636,6 @@ int gwd_uapi_buf_append_errno(struct gwd_uapi_buf *b, int err)
 		return b->err;
 	if (err > 0 || err < -4095) /* errno values are small positive ints */
 		return buf_fail(b, -EINVAL);
-	n = snprintf(s, sizeof(s), "errno=%d\n\n", -err);
+	n = snprintf(s, sizeof(s), "errno=%d\n\n", err);
 	return buf_put(b, s, (size_t)n);
 }

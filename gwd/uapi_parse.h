@@ -217,7 +217,10 @@ int gwd_uapi_buf_append_endpoint(struct gwd_uapi_buf *b, const char *key,
 				 const union gw_sockaddr *ep);
 /* "key=ADDR/CIDR". */
 int gwd_uapi_buf_append_prefix(struct gwd_uapi_buf *b, const char *key, const struct gw_prefix *p);
-/* The terminator "errno=N\n\n" with N = -err (err is 0 or -errno). */
+/*
+ * The terminator "errno=N\n\n" with N = err (0 or -errno): negative, as
+ * wireguard-go answers and as wg(8) expects (it reports strerror(-N)).
+ */
 int gwd_uapi_buf_append_errno(struct gwd_uapi_buf *b, int err);
 
 #endif

@@ -212,8 +212,12 @@ int gwd_udp_send(struct gwd_udp *u, const union gw_sockaddr *to, struct gwd_src 
 	mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
 	if (sendmsg(fd, &mh, 0) >= 0)
 		return 0;
-	if (mh.msg_controllen && (errno == EINVAL || errno == EADDRNOTAVAIL)) {
-		/* The pinned address went away (the VIP moved): let the kernel pick. */
+	if (mh.msg_controllen &&
+	    (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
+		/*
+		 * The pinned address went away (the VIP moved): let the kernel
+		 * pick. IPv4 reports a deleted source as ENETUNREACH.
+		 */
 		memset(local, 0, sizeof(*local));
 		mh.msg_control = NULL;
 		mh.msg_controllen = 0;

@@ -796,7 +796,7 @@ Test(uapi_buf, get_reply)
 	gwd_uapi_buf_reset(&b);
 	cr_expect_eq(b.len, 0);
 	cr_expect_eq(gwd_uapi_buf_append_errno(&b, -EINVAL), 0);
-	expect_buf(&b, "errno=22\n\n");
+	expect_buf(&b, "errno=-22\n\n");
 	gwd_uapi_buf_free(&b);
 	cr_expect_null(b.data);
 	cr_expect_eq(b.max, 1 << 20);
