@@ -15,7 +15,7 @@
 
 /* --- Tables --------------------------------------------------------------- */
 
-enum { TABLE_COLS_MAX = 8 };
+enum { TABLE_COLS_MAX = 10 };
 
 struct table {
 	size_t ncols, nrows, cap;
@@ -314,7 +314,7 @@ static char *ago_text(bool has, uint64_t ms)
 
 static void member_row(struct table *t, const Gwcluster__MemberStatus *m)
 {
-	char *row[8];
+	char *row[9];
 
 	row[0] = fmt("%u", m->node_id);
 	row[1] = strdup(or_dash(m->address));
@@ -322,17 +322,18 @@ static void member_row(struct table *t, const Gwcluster__MemberStatus *m)
 	row[3] = strdup(m->reachable ? "yes" : "no");
 	row[4] = ago_text(m->has_last_seen_ms_ago, m->last_seen_ms_ago);
 	row[5] = m->has_lag ? fmt("%llu", (unsigned long long)m->lag) : strdup("-");
-	row[6] = strdup(or_dash(m->version));
-	row[7] = strdup(m->has_synced ? (m->synced ? "yes" : "no") : "-");
+	row[6] = m->has_behind ? fmt("%llu", (unsigned long long)m->behind) : strdup("-");
+	row[7] = strdup(or_dash(m->version));
+	row[8] = strdup(m->has_synced ? (m->synced ? "yes" : "no") : "-");
 	table_row(t, row);
 }
 
 void syncd_fmt_status_table(FILE *f, const Gwcluster__ClusterStatus *st)
 {
-	struct table t = {.ncols = 8};
-	char *head[8] = {strdup("NODE"),      strdup("ADDRESS"),   strdup("SELF"),
+	struct table t = {.ncols = 9};
+	char *head[9] = {strdup("NODE"),      strdup("ADDRESS"),   strdup("SELF"),
 			 strdup("REACHABLE"), strdup("LAST SEEN"), strdup("LAG"),
-			 strdup("VERSION"),   strdup("SYNCED")};
+			 strdup("BEHIND"),    strdup("VERSION"),   strdup("SYNCED")};
 
 	fprintf(f, "cluster %s, node %u: %s\n", or_dash(st->cluster), st->node_id,
 		st->synced ? "synced" : "NOT synced (catching up)");
@@ -358,6 +359,8 @@ static void member_json(FILE *f, const Gwcluster__MemberStatus *m)
 	json_opt_u64(f, m->has_last_seen_ms_ago, m->last_seen_ms_ago);
 	fputs(",\"lag\":", f);
 	json_opt_u64(f, m->has_lag, m->lag);
+	fputs(",\"behind\":", f);
+	json_opt_u64(f, m->has_behind, m->behind);
 	fputs(",\"version\":", f);
 	syncd_fmt_json_string(f, m->version);
 	fprintf(f, ",\"synced\":%s,\"applied\":[", json_opt_bool(m->has_synced, m->synced));

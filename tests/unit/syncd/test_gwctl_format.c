@@ -206,6 +206,8 @@ static Gwcluster__ClusterStatus *status_new(void)
 	m2.last_seen_ms_ago = 95000;
 	m2.has_lag = 1;
 	m2.lag = 12;
+	m2.has_behind = 1;
+	m2.behind = 3;
 	m2.n_applied = 2;
 	m2.applied = applied;
 	st.cluster = "lab";
@@ -227,26 +229,28 @@ Test(format, status)
 	char *doc;
 
 	syncd_fmt_status_table(f, st);
-	cr_expect_str_eq(captured(f),
-			 "cluster lab, node 1: NOT synced (catching up)\n"
-			 "peers: 3, gwd: connected, rejected messages: null\n"
-			 "\n"
-			 "NODE  ADDRESS      SELF  REACHABLE  LAST SEEN  LAG  VERSION  SYNCED\n"
-			 "1     203.0.113.1  yes   yes        -          -    0.1.0    yes\n"
-			 "2     203.0.113.2  no    no         95s        12   -        -\n");
+	cr_expect_str_eq(
+	    captured(f),
+	    "cluster lab, node 1: NOT synced (catching up)\n"
+	    "peers: 3, gwd: connected, rejected messages: null\n"
+	    "\n"
+	    "NODE  ADDRESS      SELF  REACHABLE  LAST SEEN  LAG  BEHIND  VERSION  SYNCED\n"
+	    "1     203.0.113.1  yes   yes        -          -    -       0.1.0    yes\n"
+	    "2     203.0.113.2  no    no         95s        12   3       -        -\n");
 	free(capture_buf);
 	f = capture();
 	syncd_fmt_status_json(f, st);
 	doc = captured(f);
 	cr_expect_str_eq(
-	    doc, "{\"cluster\":\"lab\",\"node_id\":1,\"synced\":false,\"peers\":3,"
-		 "\"gwd_connected\":true,\"rejected_messages\":null,\"members\":[\n"
-		 " {\"node_id\":1,\"address\":\"203.0.113.1\",\"self\":true,\"reachable\":true,"
-		 "\"last_seen_ms_ago\":null,\"lag\":null,\"version\":\"0.1.0\",\"synced\":true,"
-		 "\"applied\":[]},\n"
-		 " {\"node_id\":2,\"address\":\"203.0.113.2\",\"self\":false,\"reachable\":false,"
-		 "\"last_seen_ms_ago\":95000,\"lag\":12,\"version\":null,\"synced\":null,"
-		 "\"applied\":[{\"origin\":1,\"seq\":40},{\"origin\":2,\"seq\":7}]}\n]}\n");
+	    doc,
+	    "{\"cluster\":\"lab\",\"node_id\":1,\"synced\":false,\"peers\":3,"
+	    "\"gwd_connected\":true,\"rejected_messages\":null,\"members\":[\n"
+	    " {\"node_id\":1,\"address\":\"203.0.113.1\",\"self\":true,\"reachable\":true,"
+	    "\"last_seen_ms_ago\":null,\"lag\":null,\"behind\":null,\"version\":\"0.1.0\",\"synced\":true,"
+	    "\"applied\":[]},\n"
+	    " {\"node_id\":2,\"address\":\"203.0.113.2\",\"self\":false,\"reachable\":false,"
+	    "\"last_seen_ms_ago\":95000,\"lag\":12,\"behind\":3,\"version\":null,\"synced\":null,"
+	    "\"applied\":[{\"origin\":1,\"seq\":40},{\"origin\":2,\"seq\":7}]}\n]}\n");
 	expect_valid_json(doc, "print(\"ok\" if d[\"members\"][1][\"applied\"][1][\"seq\"]==7 "
 			       "else d)");
 	free(doc);
