@@ -3,6 +3,8 @@
  * syncd_apply: the diff against known get replies (exact request text), and
  * against a real wireguard-go in a private network namespace, checked with
  * `wg show IFNAME dump` (wireguard-tools as the independent reference).
+ * GW_APPLY_DAEMON=PATH runs the daemon tests against another wireguard-go
+ * compatible daemon (gwd).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -324,8 +327,13 @@ static void sock_path(char *out, size_t len, const char *ifname)
 	snprintf(out, len, "/var/run/wireguard/%s.sock", ifname);
 }
 
+/*
+ * wireguard-go by default: independent of gwd. GW_APPLY_DAEMON=path/to/gwd
+ * runs the same tests against gwd (same command line, same UAPI).
+ */
 static void wggo_start(void)
 {
+	const char *daemon = getenv("GW_APPLY_DAEMON") ? getenv("GW_APPLY_DAEMON") : "wireguard-go";
 	char path[108];
 	struct stat sb;
 
@@ -342,10 +350,12 @@ static void wggo_start(void)
 	if (wg_pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 
+		/* A crashed test (no .fini) must not leave the daemon behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(null, 1);
 		dup2(null, 2);
 		setenv("LOG_LEVEL", "error", 1);
-		execlp("wireguard-go", "wireguard-go", "-f", wg_if, (char *)NULL);
+		execlp(daemon, daemon, "-f", wg_if, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
