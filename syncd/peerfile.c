@@ -595,6 +595,23 @@ int syncd_peer_set_expires(Gwcluster__PeerConfig *pc, const char *s, const char 
 
 /* --- Tags ----------------------------------------------------------------- */
 
+/* Sorts v[0..n) and frees duplicates; the new count. */
+static size_t strv_sort_unique(char **v, size_t n)
+{
+	size_t j = 0;
+
+	if (n < 2)
+		return n;
+	qsort(v, n, sizeof(*v), str_qcmp);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(v[j], v[i]))
+			v[++j] = v[i];
+		else
+			free(v[i]);
+	}
+	return j + 1;
+}
+
 static bool tag_ok(const char *t)
 {
 	size_t n = strlen(t);
@@ -630,18 +647,8 @@ static int tags_update(Gwcluster__PeerConfig *pc, const char *list, bool keep, c
 	}
 	free(items);
 	free(copy);
-	if (!rc && m > 1) {
-		size_t j = 0;
-
-		qsort(v, m, sizeof(*v), str_qcmp);
-		for (size_t i = 1; i < m; i++) {
-			if (strcmp(v[j], v[i]))
-				v[++j] = v[i];
-			else
-				free(v[i]);
-		}
-		m = j + 1;
-	}
+	if (!rc)
+		m = strv_sort_unique(v, m);
 	if (!rc && m > SYNCD_PEER_TAGS_MAX) {
 		*why = "more than 32 tags";
 		rc = -E2BIG;
