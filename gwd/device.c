@@ -157,12 +157,12 @@ int gwd_device_new(struct gwd_device **out, const struct gwd_device_config *cfg)
 	dev->net_arg = cfg->net_arg;
 	dev->mtu = cfg->mtu ? cfg->mtu : GWD_DEFAULT_MTU;
 	dev->under_load_threshold = cfg->under_load_threshold;
+	gw_timer_init(&dev->ratelimiter_gc, ratelimiter_gc, dev);
 	err = init_tables(dev, cfg);
 	if (err) {
 		gwd_device_free(dev);
 		return err;
 	}
-	gw_timer_init(&dev->ratelimiter_gc, ratelimiter_gc, dev);
 	err = gw_timer_arm_in(dev->loop, &dev->ratelimiter_gc, GWD_RATELIMITER_GC_INTERVAL_NS);
 	if (err) {
 		gwd_device_free(dev);

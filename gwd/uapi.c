@@ -504,7 +504,9 @@ static bool conn_process(struct conn *c)
 		if (conn_busy(c))
 			break; /* EPOLLOUT resumes */
 	}
+	/* Set lines may carry keys: leave no copy behind the moved rest. */
 	memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+	gw_wipe(c->in + c->in_len - c->in_off, c->in_off);
 	c->in_len -= c->in_off;
 	c->in_off = 0;
 	return true;
