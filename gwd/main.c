@@ -4,6 +4,7 @@
  * wireguard-go (wireguard.com/xplatform).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <net/if.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include "device.h"
 #include "gw/crypto.h"
@@ -199,8 +199,12 @@ static int socket_path(char *buf, size_t len, const char *ifname)
 {
 	struct stat st;
 
-	if (mkdir(SOCKET_DIR, 0755) < 0 && errno != EEXIST)
+	if (mkdir(SOCKET_DIR, 0755) == 0) {
+		if (chmod(SOCKET_DIR, 0755) < 0) /* whatever the umask */
+			return -errno;
+	} else if (errno != EEXIST) {
 		return -errno;
+	}
 	if (stat(SOCKET_DIR, &st) < 0)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
