@@ -237,9 +237,7 @@ bool gwd_device_under_load(struct gwd_device *dev, bool count)
 		dev->load_window_start = now;
 		dev->load_window_count = 0;
 	}
-	if (count)
-		dev->load_window_count++;
-	if (dev->load_window_count > dev->under_load_threshold) {
+	if (count && ++dev->load_window_count > dev->under_load_threshold) {
 		dev->last_under_load = now;
 		dev->was_under_load = true;
 	}

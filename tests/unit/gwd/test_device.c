@@ -885,3 +885,26 @@ Test(server, alive_check)
 	fd = connect_client();
 	close(fd);
 }
+
+TestSuite(load, .init = setup, .fini = teardown);
+
+Test(load, threshold_per_second_with_one_second_hold)
+{
+	struct gwd_device *dev = nodes[0].dev;
+
+	dev->under_load_threshold = 3;
+	dev->load_window_start = fc.mono;
+	for (int i = 1; i <= 3; i++)
+		cr_expect_not(gwd_device_under_load(dev, true), "packet %d of 3", i);
+	cr_expect(gwd_device_under_load(dev, true), "the 4th in a second");
+	cr_expect(gwd_device_under_load(dev, false));
+	run_ms(990);
+	cr_expect(gwd_device_under_load(dev, false), "held for a second");
+	run_ms(20);
+	cr_expect_not(gwd_device_under_load(dev, false), "a quiet second later");
+	/* A new window counts from zero. */
+	for (int i = 1; i <= 3; i++)
+		cr_expect_not(gwd_device_under_load(dev, true));
+	run_ms(1000);
+	cr_expect_not(gwd_device_under_load(dev, true), "the count restarted");
+}

@@ -439,3 +439,19 @@ Test(timers, persistent_keepalive_cadence)
 	run_ms(60 * 1000);
 	cr_expect_eq(count_type(0, GWD_MESSAGE_DATA, 110 * 1000, now_ms() + 1), 0);
 }
+
+Test(timers, initiator_rekeys_on_receive_near_reject_time)
+{
+	establish();
+	run_ms(160 * 1000);
+	/* At 160 s the keypair is not yet within KEEPALIVE + REKEY_TIMEOUT of 180 s. */
+	send_ip(1);
+	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, 1, now_ms() + 1), 0);
+	run_ms(6000);
+	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, 1, now_ms() + 1), 0,
+		     "A's keepalive at 170 s is still to come");
+	send_ip(1); /* at 166 s: receiving makes A rekey at once */
+	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, now_ms(), now_ms() + 1), 1);
+	cr_expect_eq(peer_of(0)->stats[GWD_STAT_HANDSHAKES_COMPLETED], 2);
+	cr_expect_eq(nodes[0].ntun, 2);
+}
