@@ -10,9 +10,10 @@
  * read in small chunks, a set body is limited to GWD_UAPI_SET_MAX, and no
  * input is read while an answer is still being written.
  *
- * Besides get=1 and set=1, "stats=1" followed by a blank line answers the
- * device's and each peer's counters (gwd_stat_names) as key=value lines, a
- * "public_key=" line opening each peer's block, then errno=0.
+ * Besides get=1 and set=1, "stats=1" followed by a blank line answers
+ * "peers=N", "under_load=0|1" and the device's counters (gwd_stat_names,
+ * documented at enum gwd_stat and in docs/gwd.md), then per peer
+ * "public_key=<hex>", "staged_packets=N" and its counters, then errno=0.
  */
 #ifndef GWD_UAPI_H
 #define GWD_UAPI_H
