@@ -475,7 +475,7 @@ int syncd_control_handle(const struct syncd_control_ctx *ctx, const uint8_t *req
 	else
 		dispatch(ctx, rp, q);
 	if (rp->r.error)
-		gw_log_rl(&ctl_rl, GW_LOG_INFO, "control: request refused: %s", rp->msg);
+		gw_dbg("control: request refused: %s", rp->msg);
 	rc = pack_reply(&rp->r, resp, resp_len);
 	if (q)
 		free_request(q);

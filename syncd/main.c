@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+/*
+ * syncd: replicates the cluster's WireGuard configuration between nodes and
+ * applies it to the local gwd. Wiring only: config, store, replica,
+ * transport and control server on one gw_loop, plus the timers that drive
+ * heartbeats and reconcile gwd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "config.h"
+#include "control.h"
+#include "gw/crypto.h"
+#include "gw/log.h"
+#include "gw/loop.h"
+#include "replica.h"
+#include "store.h"
+#include "transport.h"
+
+enum {
+	APPLY_SOON_MS = 20,	/* after a change */
+	APPLY_PERIOD_MS = 1000, /* reconcile anyway (gwd may have restarted) */
+	APPLY_COST_FACTOR = 10, /* ... but spend at most a tenth of the time on it */
+	APPLY_PERIOD_MAX_MS = 30000,
+};
+
+static const char usage_text[] =
+    "NAME\n"
+    "    syncd - gwcluster configuration sync daemon\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    syncd [-f|--foreground] [-v|--verbose] [-c|--config FILE]\n"
+    "    syncd --help | --version\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Replicates the cluster's peer configuration with the other members listed\n"
+    "    in FILE (default " SYNCD_DEFAULT_CONFIG "), keeps it in SQLite under\n"
+    "    StateDir, applies it to the local gwd over its UAPI socket, and serves\n"
+    "    gwctl on ControlSocket. See docs/config.md and docs/sync-protocol.md.\n"
+    "\n"
+    "    A configuration error is printed as FILE:LINE: message and nothing starts.\n"
+    "    Without -f, syncd detaches once its sockets and state are ready and exits\n"
+    "    0, or exits 1 with the reason. SIGTERM or SIGINT stop it cleanly.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -c, --config FILE  cluster configuration\n"
+    "    -f, --foreground   stay in the foreground and log to stderr (otherwise syslog)\n"
+    "    -v, --verbose      log at debug level (overrides LogLevel)\n"
+    "    -h, --help         print this text\n"
+    "    -V, --version      print the version\n";
+
+struct options {
+	const char *config;
+	bool foreground;
+	bool verbose;
+};
+
+struct daemon {
+	struct syncd_config *cfg;
+	struct gw_loop *loop;
+	struct syncd_store *store;
+	struct syncd_replica *replica;
+	struct syncd_transport *transport;
+	struct syncd_control *control;
+	struct gw_timer tick, apply;
+	/* The desired peer set, rebuilt from the store after a change. */
+	bool dirty;
+	Gwcluster__Record **peers;
+	size_t n_peers;
+	Gwcluster__PeerConfig **desired;
+	Gwcluster__Record *iface;
+	bool gwd_connected, gwd_reported;
+	uint64_t apply_period_ns;
+};
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+	    {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	o->config = SYNCD_DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:fvhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("syncd %s\n", GW_VERSION);
+			exit(0);
+		default:
+			goto usage;
+		}
+	}
+	if (optind == argc)
+		return 0;
+usage:
+	fprintf(stderr, "Usage: syncd [-f] [-v] [-c FILE]   (syncd --help)\n");
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------------
+ * Replica <-> transport
+ */
+
+static int io_publish(void *arg, Gwcluster__Envelope *env)
+{
+	struct daemon *d = arg;
+
+	return d->transport ? syncd_transport_publish(d->transport, env) : -ENOTCONN;
+}
+
+static int io_request(void *arg, uint8_t to, Gwcluster__Envelope *env)
+{
+	struct daemon *d = arg;
+
+	return d->transport ? syncd_transport_request(d->transport, to, env) : -ENOTCONN;
+}
+
+static int io_reply(void *arg, uint8_t to, Gwcluster__Envelope *env)
+{
+	struct daemon *d = arg;
+
+	return d->transport ? syncd_transport_reply(d->transport, to, env) : -ENOTCONN;
+}
+
+static void schedule_apply(struct daemon *d, uint64_t delay_ns)
+{
+	uint64_t due = gw_loop_now(d->loop) + delay_ns;
+
+	if (gw_timer_pending(&d->apply) && d->apply.deadline <= due)
+		return;
+	if (gw_timer_arm_at(d->loop, &d->apply, due))
+		gw_warn("syncd: cannot arm the apply timer");
+}
+
+static void io_changed(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->dirty = true;
+	schedule_apply(d, APPLY_SOON_MS * GW_NSEC_PER_MSEC);
+}
+
+static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
+			const Gwcluster__Envelope *env)
+{
+	struct daemon *d = arg;
+
+	syncd_replica_receive(d->replica, from, ch, env);
+}
+
+static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	syncd_replica_tick(d->replica);
+	gw_timer_arm_in(loop, t, d->cfg->heartbeat_ms * GW_NSEC_PER_MSEC);
+}
+
+/* ------------------------------------------------------------------------
+ * Applying to gwd
+ */
+
+static void drop_cache(struct daemon *d)
+{
+	syncd_records_free(d->peers, d->n_peers);
+	free(d->desired);
+	if (d->iface)
+		gwcluster__record__free_unpacked(d->iface, NULL);
+	d->peers = NULL;
+	d->desired = NULL;
+	d->iface = NULL;
+	d->n_peers = 0;
+}
+
+static int load_desired(struct daemon *d)
+{
+	int rc;
+
+	drop_cache(d);
+	rc = syncd_replica_peers(d->replica, &d->peers, &d->n_peers);
+	if (rc)
+		return rc;
+	d->desired = calloc(d->n_peers ? d->n_peers : 1, sizeof(*d->desired));
+	if (!d->desired)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_peers; i++)
+		d->desired[i] = d->peers[i]->peer;
+	rc = syncd_replica_iface(d->replica, &d->iface);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (!rc)
+		d->dirty = false;
+	return rc;
+}
+
+static void report_apply(struct daemon *d, int rc, const struct syncd_apply_result *res)
+{
+	static struct gw_ratelimit rl = GW_RATELIMIT_INIT(60 * GW_NSEC_PER_SEC, 2);
+	bool absent = rc == -ENOENT || rc == -ECONNREFUSED;
+
+	if (!rc && (!d->gwd_connected || !d->gwd_reported))
+		gw_info("syncd: gwd on %s reconciled: %zu peers (%zu added, %zu removed, %zu "
+			"changed)",
+			d->cfg->ifname, d->n_peers, res->added, res->removed, res->changed);
+	else if (!rc && (res->added || res->removed || res->changed))
+		gw_info("syncd: applied to %s: %zu added, %zu removed, %zu changed", d->cfg->ifname,
+			res->added, res->removed, res->changed);
+	else if (absent && (d->gwd_connected || !d->gwd_reported))
+		gw_warn("syncd: gwd is not running on %s; will apply when it is", d->cfg->ifname);
+	else if (rc && !absent)
+		gw_log_rl(&rl, GW_LOG_WARN, "syncd: applying to gwd on %s failed: %s",
+			  d->cfg->ifname, strerror(-rc));
+	d->gwd_reported = true;
+	d->gwd_connected = !absent;
+}
+
+/*
+ * Makes gwd match the stored configuration. Skipped while a new node has
+ * not caught up: its empty store would strip gwd of every peer.
+ */
+static void on_apply(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	struct syncd_apply_result res = {0};
+	struct daemon *d = arg;
+	uint64_t start = gw_clock_mono_ns(gw_loop_clock(loop)), cost;
+	int rc = 0;
+
+	if (!syncd_replica_writable(d->replica))
+		goto rearm;
+	if (d->dirty)
+		rc = load_desired(d);
+	if (rc) {
+		gw_warn("syncd: cannot read the stored peers: %s", strerror(-rc));
+		goto rearm;
+	}
+	rc = syncd_apply(d->cfg->ifname, d->desired, d->n_peers, d->iface ? d->iface->iface : NULL,
+			 &res);
+	report_apply(d, rc, &res);
+	cost = gw_clock_mono_ns(gw_loop_clock(loop)) - start;
+	d->apply_period_ns = APPLY_COST_FACTOR * cost;
+	if (d->apply_period_ns < APPLY_PERIOD_MS * GW_NSEC_PER_MSEC)
+		d->apply_period_ns = APPLY_PERIOD_MS * GW_NSEC_PER_MSEC;
+	if (d->apply_period_ns > APPLY_PERIOD_MAX_MS * GW_NSEC_PER_MSEC)
+		d->apply_period_ns = APPLY_PERIOD_MAX_MS * GW_NSEC_PER_MSEC;
+rearm:
+	gw_timer_arm_in(loop, t, d->dirty ? APPLY_SOON_MS * GW_NSEC_PER_MSEC : d->apply_period_ns);
+}
+
+/* ------------------------------------------------------------------------
+ * Status for gwctl
+ */
+
+static void status_extra(void *arg, Gwcluster__ClusterStatus *st)
+{
+	struct daemon *d = arg;
+	const struct syncd_transport_stats *ts = syncd_transport_stats(d->transport);
+
+	st->has_gwd_connected = true;
+	st->gwd_connected = d->gwd_connected;
+	st->has_rejected_messages = true;
+	st->rejected_messages = ts->rejected_malformed + ts->rejected_version +
+				ts->rejected_cluster + ts->rejected_origin + ts->rejected_oversize +
+				ts->zap_denied + syncd_replica_stats(d->replica)->rejected;
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle
+ */
+
+static int open_replica(struct daemon *d)
+{
+	const struct syncd_config *c = d->cfg;
+	uint8_t ids[SYNCD_MAX_MEMBERS];
+	struct syncd_replica_io io = {io_publish, io_request, io_reply, io_changed, d};
+	struct syncd_replica_config rc = {
+	    .node_id = c->node_id,
+	    .members = ids,
+	    .n_members = c->n_members,
+	    .heartbeat_ms = c->heartbeat_ms,
+	    .peer_dead_ms = c->peer_dead_ms,
+	    .log_retain = c->log_retain,
+	    .version = GW_VERSION,
+	};
+
+	for (unsigned i = 0; i < c->n_members; i++)
+		ids[i] = c->members[i].node_id;
+	return syncd_replica_open(&d->replica, &rc, d->store, gw_loop_clock(d->loop), &io);
+}
+
+static int open_transport(struct daemon *d)
+{
+	const struct syncd_config *c = d->cfg;
+	struct syncd_transport_config tc = {
+	    .cluster = c->cluster,
+	    .node_id = c->node_id,
+	    .bind_host = c->bind_host[0] ? c->bind_host : NULL,
+	    .members = c->members,
+	    .n_members = c->n_members,
+	    .heartbeat_ms = c->heartbeat_ms,
+	};
+	int rc;
+
+	memcpy(tc.curve_secret, c->curve_secret, sizeof(tc.curve_secret));
+	rc = syncd_transport_open(&d->transport, &tc, d->loop, on_envelope, d);
+	gw_wipe(tc.curve_secret, sizeof(tc.curve_secret));
+	return rc;
+}
+
+static void on_signal(struct gw_loop *loop, int fd, uint32_t signo, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	gw_info("syncd: received signal %u, shutting down", signo);
+	gw_loop_stop(loop);
+}
+
+static int start(struct daemon *d)
+{
+	struct syncd_control_ctx ctx = {NULL, d->cfg, status_extra, d};
+	const struct syncd_member *self = &d->cfg->members[d->cfg->self];
+	int rc;
+
+	rc = gw_loop_new(&d->loop, NULL);
+	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGTERM, on_signal, NULL);
+	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGINT, on_signal, NULL);
+	if (rc)
+		return rc;
+	rc = syncd_store_open(&d->store, d->cfg->state_dir);
+	if (rc) {
+		gw_err("syncd: cannot open the state in %s: %s", d->cfg->state_dir, strerror(-rc));
+		return rc;
+	}
+	rc = open_replica(d);
+	if (rc) {
+		gw_err("syncd: cannot load the replicated state: %s", strerror(-rc));
+		return rc;
+	}
+	rc = open_transport(d);
+	if (rc) {
+		gw_err("syncd: cannot open the sync sockets on %s ports %u-%u: %s",
+		       d->cfg->bind_host[0] ? d->cfg->bind_host : self->host, self->port,
+		       self->port + 1, strerror(-rc));
+		return rc;
+	}
+	ctx.replica = d->replica;
+	rc = syncd_control_open(&d->control, d->cfg->control_socket, d->loop, &ctx);
+	if (rc) {
+		gw_err("syncd: cannot serve %s: %s", d->cfg->control_socket,
+		       rc == -EADDRINUSE ? "another syncd serves it" : strerror(-rc));
+		return rc;
+	}
+	gw_timer_init(&d->tick, on_tick, d);
+	gw_timer_init(&d->apply, on_apply, d);
+	d->dirty = true;
+	d->apply_period_ns = APPLY_PERIOD_MS * GW_NSEC_PER_MSEC;
+	rc = gw_timer_arm_in(d->loop, &d->tick, 0);
+	return rc ? rc : gw_timer_arm_in(d->loop, &d->apply, 0);
+}
+
+static void stop(struct daemon *d)
+{
+	if (d->loop) {
+		gw_timer_cancel(d->loop, &d->tick);
+		gw_timer_cancel(d->loop, &d->apply);
+	}
+	syncd_control_close(d->control);
+	if (d->transport)
+		syncd_transport_close(d->transport);
+	drop_cache(d);
+	syncd_replica_close(d->replica);
+	syncd_store_close(d->store);
+	if (d->loop)
+		gw_loop_free(d->loop);
+	syncd_config_free(d->cfg);
+}
+
+/* Forks; the parent exits with the child's start-up result read from a pipe. */
+static int daemonize(void)
+{
+	int p[2], status = EIO;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &status, sizeof(status)) != (ssize_t)sizeof(status))
+			status = EIO;
+		_exit(status ? 1 : 0);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		return -errno;
+	return p[1];
+}
+
+/* Reports start-up to the waiting parent; on success detaches from the terminal. */
+static void notify_parent(int fd, int err, enum gw_log_level level)
+{
+	int status = -err, devnull;
+
+	if (fd < 0)
+		return;
+	if (write(fd, &status, sizeof(status)) < 0)
+		gw_warn("syncd: cannot notify the parent: %s", strerror(errno));
+	close(fd);
+	if (err)
+		return;
+	gw_log_init("syncd", level, GW_LOG_SYSLOG);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
+	}
+	if (chdir("/") < 0)
+		gw_warn("syncd: chdir /: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	char err[SYNCD_CONFIG_ERR_LEN];
+	struct options o = {0};
+	struct daemon d = {0};
+	enum gw_log_level level;
+	int notify = -1, rc;
+
+	if (parse_args(argc, argv, &o))
+		return 1;
+	gw_log_init("syncd", GW_LOG_INFO, GW_LOG_STDERR);
+	signal(SIGPIPE, SIG_IGN);
+	rc = gw_crypto_init();
+	if (rc) {
+		fprintf(stderr, "syncd: crypto init: %s\n", strerror(-rc));
+		return 1;
+	}
+	rc = syncd_config_load(&d.cfg, o.config, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "syncd: %s\n", err);
+		return 1;
+	}
+	level = o.verbose ? GW_LOG_DEBUG : d.cfg->log_level;
+	gw_log_set_level(level);
+	/* Fork before any thread exists (ZeroMQ starts I/O threads). */
+	if (!o.foreground) {
+		notify = daemonize();
+		if (notify < 0) {
+			fprintf(stderr, "syncd: cannot daemonize: %s\n", strerror(-notify));
+			return 1;
+		}
+	}
+	rc = start(&d);
+	if (rc) {
+		fprintf(stderr, "syncd: failed to start: %s\n", strerror(-rc));
+		notify_parent(notify, rc, level);
+		stop(&d);
+		return 1;
+	}
+	notify_parent(notify, 0, level);
+	gw_info("syncd %s: node %u of cluster %s (%s mode, %u members), interface %s, control %s",
+		GW_VERSION, d.cfg->node_id, d.cfg->cluster, syncd_mode_name(d.cfg->mode),
+		d.cfg->n_members, d.cfg->ifname, d.cfg->control_socket);
+	rc = gw_loop_run(d.loop);
+	if (rc)
+		gw_err("syncd: event loop failed: %s", strerror(-rc));
+	stop(&d);
+	gw_info("syncd: stopped");
+	return rc ? 1 : 0;
+}
