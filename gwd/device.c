@@ -399,7 +399,7 @@ static void nl_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 	for (int i = 0; i < IO_BATCH && !sys->dev->tun_gone; i++) {
 		ssize_t n = recv(fd, u.buf, sizeof(u.buf), 0);
 		const struct nlmsghdr *nh;
-		int len;
+		unsigned int len;
 
 		if (n < 0 && errno == ENOBUFS) {
 			char name[IF_NAMESIZE];
@@ -411,7 +411,7 @@ static void nl_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 		}
 		if (n <= 0)
 			return;
-		len = (int)n;
+		len = (unsigned int)n;
 		for (nh = &u.align; NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
 			if (nh->nlmsg_type == RTM_NEWLINK || nh->nlmsg_type == RTM_DELLINK)
 				link_event(sys, nh);
