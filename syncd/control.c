@@ -263,7 +263,8 @@ static int apply_prepare(struct reply *rp, Gwcluster__ApplyRequest *a)
 			return rc;
 		}
 	}
-	qsort(a->peers, a->n_peers, sizeof(*a->peers), cmp_peer_ptr);
+	if (a->n_peers > 1)
+		qsort(a->peers, a->n_peers, sizeof(*a->peers), cmp_peer_ptr);
 	for (size_t i = 1; i < a->n_peers; i++)
 		if (!cmp_key(a->peers[i]->public_key.data, a->peers[i - 1]->public_key.data)) {
 			key_text(key, &a->peers[i]->public_key);
