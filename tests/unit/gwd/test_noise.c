@@ -985,10 +985,9 @@ Test(noise, known_answer_handshake_and_data)
 	uint8_t eph[2][GW_KEY_LEN], psk[GW_KEY_LEN];
 	struct gwd_message_handshake_initiation init;
 	struct gwd_message_handshake_response resp;
-	struct {
-		struct gwd_message_data hdr;
-		uint8_t body[sizeof(kat_ping) + GW_AEAD_TAG_LEN];
-	} data;
+	/* A header with a flexible array cannot be a struct member in ISO C. */
+	uint8_t data[GWD_MESSAGE_DATA_HEADER_LEN + sizeof(kat_ping) + GW_AEAD_TAG_LEN];
+	struct gwd_message_data hdr;
 	struct gwd_cookie_maker to_bob, to_alice;
 	struct gwd_noise_remote *ra, *rb, *got;
 	struct gwd_noise_keypair *ikp, *rkp;
@@ -1027,12 +1026,15 @@ Test(noise, known_answer_handshake_and_data)
 	kat_check("initiator sending key", ikp->sending_key, kat_send_key, GW_KEY_LEN);
 	kat_check("initiator receiving key", ikp->receiving_key, kat_recv_key, GW_KEY_LEN);
 
-	memset(&data, 0, sizeof(data));
-	data.hdr.header.type = htole32(GWD_MESSAGE_DATA);
-	data.hdr.key_idx = htole32(ikp->remote_index);
+	memset(data, 0, sizeof(data));
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.header.type = htole32(GWD_MESSAGE_DATA);
+	hdr.key_idx = htole32(ikp->remote_index);
 	cr_assert(gwd_noise_keypair_next_counter(ikp, &ctr));
-	data.hdr.counter = htole64(ctr);
-	gw_aead_encrypt(data.body, kat_ping, sizeof(kat_ping), NULL, 0, ctr, ikp->sending_key);
-	kat_check("data", &data, kat_data, sizeof(data));
+	hdr.counter = htole64(ctr);
+	memcpy(data, &hdr, GWD_MESSAGE_DATA_HEADER_LEN);
+	gw_aead_encrypt(data + GWD_MESSAGE_DATA_HEADER_LEN, kat_ping, sizeof(kat_ping), NULL, 0,
+			ctr, ikp->sending_key);
+	kat_check("data", data, kat_data, sizeof(data));
 	done();
 }
