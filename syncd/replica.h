@@ -33,9 +33,9 @@ enum {
 	SYNCD_CHUNK_RECORDS = 1000,	  /* records per SnapshotChunk ... */
 	SYNCD_CHUNK_BYTES = 1 << 20,	  /* ... or this many bytes of them */
 	SYNCD_GC_INTERVAL_MS = 1000,
-	SYNCD_HLC_SAMPLES = 64,	      /* (hlc, own_seq) samples kept per member */
-	SYNCD_HLC_SAMPLE_MS = 250,    /* at most one sample per this interval */
-	SYNCD_HLC_RESERVE_MS = 10000, /* hlc ceiling persisted ahead of use */
+	SYNCD_HLC_SAMPLES = 64,	     /* (hlc, own_seq) samples kept per member */
+	SYNCD_HLC_SAMPLE_MS = 250,   /* at most one sample per this interval */
+	SYNCD_HLC_RESERVE_MS = 2000, /* hlc ceiling persisted ahead of use */
 	SYNCD_PEER_MAX_ALLOWED_IPS = 1 << 16,
 	SYNCD_META_TEXT_MAX = 255, /* bytes of PeerMeta name and owner */
 	SYNCD_META_TAGS_MAX = 64,
