@@ -246,8 +246,10 @@ static void on_apply(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	uint64_t start = gw_clock_mono_ns(gw_loop_clock(loop)), cost;
 	int rc = 0;
 
-	if (!syncd_replica_writable(d->replica))
-		goto rearm;
+	if (!syncd_replica_writable(d->replica)) {
+		gw_timer_arm_in(loop, t, APPLY_PERIOD_MS * GW_NSEC_PER_MSEC);
+		return;
+	}
 	if (d->dirty)
 		rc = load_desired(d);
 	if (rc) {

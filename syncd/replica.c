@@ -52,6 +52,7 @@ struct member {
 	uint64_t join_target;
 	uint64_t repair_sent; /* mono ns of the last RepairRequest, 0: none */
 	struct gap_slot *gap; /* SYNCD_GAP_SLOTS, allocated on first gap */
+	size_t gap_bytes;
 	/* As a node, from its heartbeats. */
 	bool heard;
 	uint64_t last_seen; /* mono ns */
@@ -61,7 +62,8 @@ struct member {
 	char version[SYNCD_VERSION_MAX + 1];
 	struct hlc_sample samples[SYNCD_HLC_SAMPLES];
 	unsigned n_samples, next_sample;
-	uint64_t last_sample; /* mono ns */
+	uint64_t last_sample;	/* mono ns */
+	uint64_t last_snapshot; /* mono ns we last served it a snapshot */
 };
 
 struct snapshot {
@@ -570,6 +572,20 @@ static void slot_clear(struct gap_slot *s)
 	memset(s, 0, sizeof(*s));
 }
 
+static void slot_release(struct member *o, struct gap_slot *s)
+{
+	o->gap_bytes -= s->len;
+	slot_clear(s);
+}
+
+/* Frees buffered updates that were applied meanwhile (by a snapshot). */
+static void purge_stale(struct member *o)
+{
+	for (unsigned i = 0; o->gap && i < SYNCD_GAP_SLOTS; i++)
+		if (o->gap[i].seq && o->gap[i].seq <= o->applied)
+			slot_release(o, &o->gap[i]);
+}
+
 /* Applies update (o, seq) and advances applied[o], atomically. 0 or -errno. */
 static int apply_update(struct syncd_replica *r, struct member *o, uint64_t seq,
 			const Gwcluster__Update *u)
@@ -629,7 +645,7 @@ static void drain(struct syncd_replica *r, struct member *o)
 		if (s->seq != o->applied + 1)
 			break;
 		u = gwcluster__update__unpack(NULL, s->len, s->blob);
-		slot_clear(s);
+		slot_release(o, s);
 		if (!u)
 			break;
 		rc = apply_update(r, o, o->applied + 1, u);
@@ -661,8 +677,15 @@ static void buffer_update(struct syncd_replica *r, struct member *o, uint64_t se
 		r->stats.duplicates++;
 		return;
 	}
-	slot_clear(s);
+	slot_release(o, s);
 	len = gwcluster__update__get_packed_size(u);
+	if (o->gap_bytes + len > SYNCD_GAP_BYTES) {
+		purge_stale(o);
+		if (o->gap_bytes + len > SYNCD_GAP_BYTES) {
+			r->stats.buffer_dropped++;
+			return;
+		}
+	}
 	s->blob = malloc(len + 1);
 	if (!s->blob) {
 		r->stats.buffer_dropped++;
@@ -671,6 +694,7 @@ static void buffer_update(struct syncd_replica *r, struct member *o, uint64_t se
 	gwcluster__update__pack(u, s->blob);
 	s->len = len;
 	s->seq = seq;
+	o->gap_bytes += len;
 	r->stats.buffered++;
 }
 
@@ -888,11 +912,18 @@ static int chunk_row(void *arg, const struct syncd_row *row)
  * The whole state in chunks, read and sent within this call: no write can
  * come in between, so records and the final vector form a consistent cut.
  */
-static void serve_snapshot(struct syncd_replica *r, struct member *to, uint64_t id)
+static void serve_snapshot(struct syncd_replica *r, struct member *to, uint64_t id, uint64_t now)
 {
-	struct chunker *c = calloc(1, sizeof(*c));
+	struct chunker *c;
 	int rc;
 
+	/* Each one walks the whole store: a member asking in a loop gets one a second. */
+	if (to->last_snapshot && now - to->last_snapshot < MS(SYNCD_SNAPSHOT_MIN_GAP_MS)) {
+		reject(r, to->id, "snapshot requests too frequent");
+		return;
+	}
+	to->last_snapshot = now;
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
 	c->r = r;
@@ -970,9 +1001,11 @@ static void snapshot_done(struct syncd_replica *r)
 	r->snap.active = false;
 	r->stats.snapshots_completed++;
 	gw_info("replica: snapshot from node %u applied", r->snap.from);
-	for (unsigned i = 0; i < r->n; i++)
+	for (unsigned i = 0; i < r->n; i++) {
+		purge_stale(&r->members[i]);
 		if (!r->members[i].self)
 			drain(r, &r->members[i]);
+	}
 }
 
 static int apply_chunk_records(struct syncd_replica *r, struct member *from,
@@ -1145,7 +1178,7 @@ void syncd_replica_receive(struct syncd_replica *r, uint8_t from, enum syncd_cha
 	else if (body == GWCLUSTER__ENVELOPE__BODY_HEARTBEAT && ch == SYNCD_CHANNEL_STREAM)
 		on_heartbeat(r, m, env->heartbeat, now);
 	else if (body == GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_REQUEST && ch == SYNCD_CHANNEL_REQUEST)
-		serve_snapshot(r, m, env->snapshot_request->request_id);
+		serve_snapshot(r, m, env->snapshot_request->request_id, now);
 	else if (body == GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_CHUNK && ch == SYNCD_CHANNEL_REPLY)
 		on_chunk(r, m, env->snapshot_chunk, now);
 	else if (body == GWCLUSTER__ENVELOPE__BODY_REPAIR_REQUEST && ch == SYNCD_CHANNEL_REQUEST)

@@ -26,10 +26,12 @@
 #include "transport.h"
 
 enum {
-	SYNCD_GAP_SLOTS = 4096,		  /* out-of-order updates buffered per origin */
+	SYNCD_GAP_SLOTS = 4096,		  /* out-of-order updates buffered per origin ... */
+	SYNCD_GAP_BYTES = 64 << 20,	  /* ... and bytes of them */
 	SYNCD_REPAIR_MAX = 1024,	  /* updates asked for or served per RepairRequest */
 	SYNCD_REPAIR_BYTES = 16 << 20,	  /* bytes served per RepairRequest */
 	SYNCD_SNAPSHOT_TIMEOUT_MS = 5000, /* silence that abandons a snapshot */
+	SYNCD_SNAPSHOT_MIN_GAP_MS = 1000, /* served to one member at most this often */
 	SYNCD_CHUNK_RECORDS = 1000,	  /* records per SnapshotChunk ... */
 	SYNCD_CHUNK_BYTES = 1 << 20,	  /* ... or this many bytes of them */
 	SYNCD_GC_INTERVAL_MS = 1000,

@@ -866,3 +866,25 @@ Test(replica, status_reports_members)
 	cr_assert_eq(st.members[2]->lag, 0);
 	syncd_replica_status_free(&st);
 }
+
+Test(replica, snapshot_requests_are_rate_limited)
+{
+	Gwcluster__Envelope env = GWCLUSTER__ENVELOPE__INIT;
+	Gwcluster__SnapshotRequest rq = GWCLUSTER__SNAPSHOT_REQUEST__INIT;
+
+	net_init(2, true);
+	run_until_synced();
+	env.body_case = GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_REQUEST;
+	env.snapshot_request = &rq;
+	for (unsigned i = 0; i < 5; i++) {
+		rq.request_id = i;
+		send_env(2, 1, SYNCD_CHANNEL_REQUEST, &env);
+	}
+	cr_assert_eq(syncd_replica_stats(node(1)->r)->snapshots_served, 1);
+	cr_assert_eq(syncd_replica_stats(node(1)->r)->rejected, 4);
+	run_ms(1000);
+	send_env(2, 1, SYNCD_CHANNEL_REQUEST, &env);
+	cr_assert_eq(syncd_replica_stats(node(1)->r)->snapshots_served, 2);
+	deliver_all(); /* node 2 never asked: the chunks are ignored */
+	cr_assert_eq(syncd_replica_stats(node(2)->r)->snapshots_completed, 0);
+}
