@@ -50,8 +50,11 @@ struct member {
 	uint64_t chase_target; /* known, as of chase_since */
 	uint64_t chase_since;
 	uint64_t join_target;
-	uint64_t repair_sent; /* mono ns of the last RepairRequest, 0: none */
-	struct gap_slot *gap; /* SYNCD_GAP_SLOTS, allocated on first gap */
+	uint64_t repair_sent;  /* mono ns of the last RepairRequest, 0: none */
+	uint64_t repair_to;    /* its end */
+	uint64_t repair_base;  /* applied when it was sent */
+	unsigned repair_tries; /* sent without progress in between */
+	struct gap_slot *gap;  /* SYNCD_GAP_SLOTS, allocated on first gap */
 	size_t gap_bytes;
 	/* As a node, from its heartbeats. */
 	bool heard;
@@ -727,7 +730,12 @@ static void maybe_repair(struct syncd_replica *r, struct member *o, uint64_t now
 		gw_dbg("replica: repair request to node %u: %s", o->id, strerror(-rc));
 		return;
 	}
+	if (o->applied > o->repair_base)
+		o->repair_tries = 0;
+	o->repair_tries++;
 	o->repair_sent = now;
+	o->repair_to = to;
+	o->repair_base = o->applied;
 	r->stats.repairs_sent++;
 	gw_dbg("replica: asked node %u for %llu..%llu", o->id, (unsigned long long)from,
 	       (unsigned long long)to);
@@ -745,8 +753,8 @@ static void on_update(struct syncd_replica *r, struct member *o, uint64_t seq,
 	if (seq == o->applied + 1) {
 		if (!apply_update(r, o, seq, u))
 			drain(r, o);
-		if (o->applied >= o->known)
-			o->repair_sent = 0;
+		if (o->applied >= o->repair_to)
+			o->repair_sent = 0; /* answered: ask for the rest at once */
 		return;
 	}
 	buffer_update(r, o, seq, u);
@@ -997,6 +1005,7 @@ static void snapshot_done(struct syncd_replica *r)
 		if (o->known < o->applied)
 			o->known = o->applied;
 		o->repair_sent = 0;
+		o->repair_tries = 0;
 	}
 	r->snap.active = false;
 	r->stats.snapshots_completed++;
@@ -1255,14 +1264,21 @@ static void tick_gap(struct syncd_replica *r, struct member *o, uint64_t now)
 	}
 	if (o->known <= o->applied || r->snap.active)
 		return;
-	if (!o->self && reachable(r, o, now)) {
+	if (!o->self && reachable(r, o, now) && o->repair_tries < SYNCD_REPAIR_TRIES) {
 		maybe_repair(r, o, now);
 		return;
 	}
-	/* The origin is silent (or us, after losing state): clone whoever has more. */
+	/*
+	 * The origin is silent, or ignores our requests, or is us after losing
+	 * state: clone whoever has more of its stream (the origin as a last resort).
+	 */
 	src = snapshot_source(r, o, now);
-	if (src)
+	if (!src && !o->self && reachable(r, o, now))
+		src = o;
+	if (src) {
+		o->repair_tries = 0;
 		request_snapshot(r, src, now);
+	}
 }
 
 static void become_synced(struct syncd_replica *r)

@@ -30,6 +30,7 @@ enum {
 	SYNCD_GAP_BYTES = 64 << 20,	  /* ... and bytes of them */
 	SYNCD_REPAIR_MAX = 1024,	  /* updates asked for or served per RepairRequest */
 	SYNCD_REPAIR_BYTES = 16 << 20,	  /* bytes served per RepairRequest */
+	SYNCD_REPAIR_TRIES = 5,		  /* unanswered RepairRequests before a snapshot */
 	SYNCD_SNAPSHOT_TIMEOUT_MS = 5000, /* silence that abandons a snapshot */
 	SYNCD_SNAPSHOT_MIN_GAP_MS = 1000, /* served to one member at most this often */
 	SYNCD_CHUNK_RECORDS = 1000,	  /* records per SnapshotChunk ... */

@@ -605,13 +605,12 @@ Test(replica, tombstone_collected_only_after_every_member_saw_it)
 	assert_converged();
 }
 
-/* Node 3 hears everyone's heartbeats but gets none of node 1's updates. */
-static bool drop_updates_1_to_3(struct net *n, const struct msg *m, const Gwcluster__Envelope *env)
+/* Node 3 hears everyone's heartbeats but gets no update (nor snapshot) of anyone. */
+static bool drop_updates_to_3(struct net *n, const struct msg *m, const Gwcluster__Envelope *env)
 {
 	(void)n;
-	return m->from == 1 && m->to == 3 &&
-	       (env->body_case == GWCLUSTER__ENVELOPE__BODY_UPDATE ||
-		env->body_case == GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_CHUNK);
+	return m->to == 3 && (env->body_case == GWCLUSTER__ENVELOPE__BODY_UPDATE ||
+			      env->body_case == GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_CHUNK);
 }
 
 Test(replica, tombstone_kept_while_a_live_member_lags)
@@ -622,7 +621,7 @@ Test(replica, tombstone_kept_while_a_live_member_lags)
 	run_until_synced();
 	cr_assert_eq(put_peer(2, 4, 4, 0), 0);
 	run_ms(300);
-	net.drop = drop_updates_1_to_3;
+	net.drop = drop_updates_to_3;
 	cr_assert_eq(del_peer(1, 4), 0);
 	run_ms(5000);
 	cr_assert_eq(peer_ip(3, 4), 4);
@@ -887,4 +886,25 @@ Test(replica, snapshot_requests_are_rate_limited)
 	cr_assert_eq(syncd_replica_stats(node(1)->r)->snapshots_served, 2);
 	deliver_all(); /* node 2 never asked: the chunks are ignored */
 	cr_assert_eq(syncd_replica_stats(node(2)->r)->snapshots_completed, 0);
+}
+
+/* Node 2 gets no update of node 1's by any path, but snapshots go through. */
+static bool drop_updates_1_to_2(struct net *n, const struct msg *m, const Gwcluster__Envelope *env)
+{
+	(void)n;
+	return m->from == 1 && m->to == 2 && env->body_case == GWCLUSTER__ENVELOPE__BODY_UPDATE;
+}
+
+Test(replica, unanswered_repairs_fall_back_to_a_snapshot)
+{
+	net_init(2, true);
+	run_until_synced();
+	net.drop = drop_updates_1_to_2;
+	for (unsigned k = 0; k < 3; k++)
+		cr_assert_eq(put_peer(1, k, k, 0), 0);
+	run_ms(5000);
+	cr_assert_geq(syncd_replica_stats(node(2)->r)->repairs_sent, SYNCD_REPAIR_TRIES);
+	cr_assert_eq(syncd_replica_stats(node(2)->r)->snapshots_completed, 1);
+	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 3);
+	assert_converged();
 }
