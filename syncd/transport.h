@@ -26,6 +26,7 @@
 #define SYNCD_TRANSPORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gw/loop.h"
@@ -66,21 +67,28 @@ enum syncd_channel {
 /*
  * Called for each valid Envelope. env is freed when the callback returns
  * (unpack a copy or take what you need). from is the authenticated sender.
+ * Runs only from the gw_loop (the transport's fd and timer callbacks), never
+ * from inside publish/request/reply; it may call those three, but must not
+ * close the transport.
  */
 typedef void syncd_envelope_fn(void *arg, uint8_t from, enum syncd_channel ch,
 			       const Gwcluster__Envelope *env);
 
 /* Counters of refused input, by cause. */
 struct syncd_transport_stats {
-	uint64_t rx_messages;
-	uint64_t tx_messages;
+	uint64_t rx_messages;	     /* Envelopes passed to the callback */
+	uint64_t tx_messages;	     /* Envelopes handed to libzmq */
 	uint64_t rejected_malformed; /* protobuf did not unpack or missing body */
 	uint64_t rejected_version;
 	uint64_t rejected_cluster;
 	uint64_t rejected_origin; /* origin is not the authenticated sender */
 	uint64_t rejected_oversize;
-	uint64_t zap_denied;	   /* a client key that is no member's */
-	uint64_t handshake_failed; /* CURVE handshakes that failed (monitor events) */
+	/* A client key that is no other member's; read from the ZAP thread
+	 * whenever the transport drains (every few tens of ms). */
+	uint64_t zap_denied;
+	/* CURVE handshakes that failed, and connections dropped for a box that
+	 * failed its MAC (tampering) or another ZMTP protocol error (monitor events) */
+	uint64_t handshake_failed;
 };
 
 struct syncd_transport;
@@ -95,14 +103,47 @@ int syncd_transport_open(struct syncd_transport **out, const struct syncd_transp
 /* Closes every socket (linger bounded) and joins the ZAP thread. */
 void syncd_transport_close(struct syncd_transport *t);
 
-/* Stamps version, origin and cluster into env, packs it and publishes it on PUB. 0 or -errno. */
+/*
+ * The three senders never block and never call the callback. Each stamps
+ * version, origin and cluster into env (env->cluster then points into t)
+ * and packs it: -EINVAL without a body or with a required field unset,
+ * -EMSGSIZE above SYNCD_MAX_MESSAGE.
+ */
+/* Stamps version, origin and cluster into env, packs it and publishes it on PUB. 0 or -errno.
+ * A member that is down, or whose queue is full, misses it without an error:
+ * receivers repair gaps in the sequence numbers. */
 int syncd_transport_publish(struct syncd_transport *t, Gwcluster__Envelope *env);
-/* Sends a request to member `to` through the DEALER connected to it. 0 or -errno. */
+/* Sends a request to member `to` through the DEALER connected to it. 0 or -errno:
+ * -EINVAL for ourselves or a non-member, -ENOTCONN while no authenticated
+ * connection to `to` is up (nothing is queued for later), -EAGAIN to retry
+ * later. A request or its reply may be lost: retry on a timeout. */
 int syncd_transport_request(struct syncd_transport *t, uint8_t to, Gwcluster__Envelope *env);
-/* Answers a request that came from `to` on our ROUTER. 0, -ENOTCONN or -errno. */
+/* Answers a request that came from `to` on our ROUTER. 0, -ENOTCONN or -errno.
+ * Goes to the connection that carried `to`'s latest request; -ENOTCONN if
+ * none did or it is gone, -EAGAIN when its queue is full. */
 int syncd_transport_reply(struct syncd_transport *t, uint8_t to, Gwcluster__Envelope *env);
 
 const struct syncd_transport_stats *syncd_transport_stats(const struct syncd_transport *t);
+
+/* How a received Envelope fared in the checks that precede the callback. */
+enum syncd_envelope_verdict {
+	SYNCD_ENVELOPE_OK,
+	SYNCD_ENVELOPE_OVERSIZE,  /* more than SYNCD_MAX_MESSAGE bytes */
+	SYNCD_ENVELOPE_MALFORMED, /* did not unpack, or has no body */
+	SYNCD_ENVELOPE_VERSION,
+	SYNCD_ENVELOPE_CLUSTER,
+	SYNCD_ENVELOPE_ORIGIN, /* origin is not `from` */
+};
+
+/*
+ * The transport's receive check on len bytes from the authenticated member
+ * `from` (exposed for the fuzzer). On SYNCD_ENVELOPE_OK *out is the Envelope,
+ * to be freed with gwcluster__envelope__free_unpacked(*out, NULL); otherwise
+ * *out is NULL.
+ */
+enum syncd_envelope_verdict syncd_envelope_unpack_checked(const uint8_t *buf, size_t len,
+							  const char *cluster, uint8_t from,
+							  Gwcluster__Envelope **out);
 
 /* Curve keys in Z85 (40 characters), as curve_keygen and `gwctl genkey --curve` print them. */
 int syncd_curve_keypair(uint8_t public_key[static SYNCD_CURVE_KEY_LEN],
