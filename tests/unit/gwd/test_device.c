@@ -219,7 +219,12 @@ static char *get(int i)
 
 	gwd_uapi_buf_init(&b, 1 << 20);
 	cr_assert_eq(gwd_uapi_get(nodes[i].dev, &b), 0);
-	s = strndup(b.data ? b.data : "", b.len);
+	/* The buffer is not NUL-terminated: copy exactly len bytes. */
+	s = malloc(b.len + 1);
+	cr_assert_not_null(s);
+	if (b.len)
+		memcpy(s, b.data, b.len);
+	s[b.len] = '\0';
 	gwd_uapi_buf_free(&b);
 	return s;
 }
