@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
@@ -94,7 +95,11 @@ static void up_index_to_keypair(void *arg, uint32_t index, struct gwd_noise_keyp
 static void up_index_free(void *arg, uint32_t index)
 {
 	struct gwd_device *dev = arg;
+	struct gwd_noise_keypair *kp;
 
+	/* The core frees a keypair right after this: remember it if it held a region. */
+	if (dev->cluster && (kp = gwd_index_lookup(&dev->index, index, GWD_INDEX_KEYPAIR)))
+		gwd_cluster_keypair_dropped(dev, kp);
 	gwd_index_free(&dev->index, index);
 }
 
@@ -178,6 +183,7 @@ void gwd_device_free(struct gwd_device *dev)
 		return;
 	while (dev->peers_head)
 		gwd_peer_remove(dev->peers_head);
+	gwd_cluster_free(dev);
 	gwd_device_detach_system(dev);
 	gw_timer_cancel(dev->loop, &dev->ratelimiter_gc);
 	gwd_ratelimiter_free(dev->ratelimiter);
@@ -226,6 +232,7 @@ int gwd_device_set_private_key(struct gwd_device *dev, const uint8_t *priv)
 				   dev->noise.has_identity ? dev->noise.public_key : NULL);
 	for (peer = dev->peers_head; peer; peer = peer->next)
 		gwd_noise_remote_expire_current(&peer->noise);
+	gwd_cluster_identity_changed(dev);
 	return 0;
 }
 

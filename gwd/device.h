@@ -26,6 +26,7 @@
 #include "ratelimiter.h"
 #include "udp.h"
 
+struct gwd_cluster;
 struct gwd_peer;
 struct gwd_sysnet;
 
@@ -168,6 +169,9 @@ struct gwd_device {
 
 	/* Outbound datagram under construction; see send.c. */
 	uint8_t *send_buf;
+
+	/* Cluster node state (cluster.h); NULL for a standalone gwd (node id 0). */
+	struct gwd_cluster *cluster;
 
 	struct gwd_sysnet *sys; /* NULL in tests */
 	bool tun_gone;		/* the TUN device disappeared: the daemon should exit */

@@ -15,13 +15,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "device.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
 #include "gw/loop.h"
+#include "syncsock.h"
 #include "uapi.h"
 
-#define SOCKET_DIR "/var/run/wireguard"
+#define SOCKET_DIR	   "/var/run/wireguard"
+#define STATE_DIR	   "/var/lib/gwcluster"
+#define SESSION_SOCKET_DIR "/var/run/gwcluster"
 
 static const char usage_text[] =
     "NAME\n"
@@ -29,6 +33,8 @@ static const char usage_text[] =
     "\n"
     "SYNOPSIS\n"
     "    gwd [-f|--foreground] [-v|--verbose] INTERFACE\n"
+    "    gwd [-f] [-v] --node-id N [--state-dir DIR] [--cluster-secret-file FILE]\n"
+    "        [--session-socket PATH] [--anycast] [--takeover-rekey-rate N] INTERFACE\n"
     "    gwd --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -53,6 +59,26 @@ static const char usage_text[] =
     "    -h, --help        print this text\n"
     "    -V, --version     print the version\n"
     "\n"
+    "CLUSTER OPTIONS (docs/failover.md)\n"
+    "    --node-id N       run as cluster node N (1..255): receiver indexes and\n"
+    "                      counter regions carry N, sessions are exported to and\n"
+    "                      imported from the local syncd, and only the owner of a\n"
+    "                      peer sends for it. Without it gwd is plain WireGuard.\n"
+    "    --state-dir DIR   where the boot counter lives (default\n"
+    "                      " STATE_DIR "/INTERFACE); nothing secret is written\n"
+    "    --cluster-secret-file FILE\n"
+    "                      32-byte secret (base64 as wg genkey prints, or hex),\n"
+    "                      the same on every node: cookies valid cluster-wide\n"
+    "    --session-socket PATH\n"
+    "                      ZeroMQ ipc socket for syncd (default\n"
+    "                      " SESSION_SOCKET_DIR "/INTERFACE.sessions)\n"
+    "    --anycast         claim a peer when its packets arrive here (BGP\n"
+    "                      anycast); otherwise (VRRP) wait for a claim command\n"
+    "    --takeover-rekey-rate N\n"
+    "                      after a takeover, rekey replicated sessions once\n"
+    "                      traffic resumed, at most N per second (default 100;\n"
+    "                      0: never)\n"
+    "\n"
     "ENVIRONMENT\n"
     "    GWD_LOG_LEVEL              error, warning, info (default) or debug\n"
     "    GWD_UNDER_LOAD_THRESHOLD   handshake messages per second above which\n"
@@ -62,7 +88,72 @@ struct options {
 	bool foreground;
 	bool verbose;
 	const char *ifname;
+	/* Cluster: node_id 0 means standalone. */
+	unsigned int node_id;
+	const char *state_dir;
+	const char *secret_file;
+	const char *session_socket;
+	bool anycast;
+	uint32_t rekey_rate;
+	bool cluster_opt; /* some cluster option was given */
 };
+
+enum {
+	OPT_NODE_ID = 256,
+	OPT_STATE_DIR,
+	OPT_SECRET_FILE,
+	OPT_SESSION_SOCKET,
+	OPT_ANYCAST,
+	OPT_REKEY_RATE,
+};
+
+/* A decimal in [0, max]; -EINVAL otherwise. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || !*s || *end || *s == '-' || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_cluster_opt(int c, const char *arg, struct options *o)
+{
+	unsigned long v;
+
+	o->cluster_opt = true;
+	switch (c) {
+	case OPT_NODE_ID:
+		if (parse_uint(arg, 255, &v) < 0 || v == 0) {
+			fprintf(stderr, "gwd: --node-id takes 1..255\n");
+			return -EINVAL;
+		}
+		o->node_id = (unsigned int)v;
+		return 0;
+	case OPT_STATE_DIR:
+		o->state_dir = arg;
+		return 0;
+	case OPT_SECRET_FILE:
+		o->secret_file = arg;
+		return 0;
+	case OPT_SESSION_SOCKET:
+		o->session_socket = arg;
+		return 0;
+	case OPT_ANYCAST:
+		o->anycast = true;
+		return 0;
+	case OPT_REKEY_RATE:
+		if (parse_uint(arg, 1000000, &v) < 0) {
+			fprintf(stderr, "gwd: --takeover-rekey-rate takes 0..1000000\n");
+			return -EINVAL;
+		}
+		o->rekey_rate = (uint32_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -71,10 +162,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"node-id", required_argument, NULL, OPT_NODE_ID},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"cluster-secret-file", required_argument, NULL, OPT_SECRET_FILE},
+	    {"session-socket", required_argument, NULL, OPT_SESSION_SOCKET},
+	    {"anycast", no_argument, NULL, OPT_ANYCAST},
+	    {"takeover-rekey-rate", required_argument, NULL, OPT_REKEY_RATE},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
+	o->rekey_rate = GWD_CLUSTER_REKEY_RATE_DEFAULT;
 	while ((c = getopt_long(argc, argv, "fvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -89,6 +187,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("gwd %s\n", GW_VERSION);
 			exit(0);
+		case OPT_NODE_ID:
+		case OPT_STATE_DIR:
+		case OPT_SECRET_FILE:
+		case OPT_SESSION_SOCKET:
+		case OPT_ANYCAST:
+		case OPT_REKEY_RATE:
+			if (parse_cluster_opt(c, optarg, o) < 0)
+				return -EINVAL;
+			break;
 		default:
 			fprintf(stderr, "Usage: gwd [-f|--foreground] [-v] INTERFACE\n");
 			return -EINVAL;
@@ -101,6 +208,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->ifname = argv[optind];
 	if (!o->ifname[0] || strlen(o->ifname) >= IFNAMSIZ || strchr(o->ifname, '/')) {
 		fprintf(stderr, "gwd: invalid interface name '%s'\n", o->ifname);
+		return -EINVAL;
+	}
+	if (o->cluster_opt && !o->node_id) {
+		fprintf(stderr, "gwd: cluster options need --node-id\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -218,12 +329,91 @@ struct daemon {
 	struct gw_loop *loop;
 	struct gwd_device *dev;
 	struct gwd_uapi_server *srv;
+	struct gwd_syncsock *sync;
+	int lock_fd;
 	char path[PATH_MAX];
 };
 
-static int start(struct daemon *d, const char *ifname)
+/* Creates the default session socket's directory (root only). */
+static int session_socket_path(char *buf, size_t len, const struct options *o)
+{
+	if (o->session_socket) {
+		if ((size_t)snprintf(buf, len, "%s", o->session_socket) >= len)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	if (mkdir(SESSION_SOCKET_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(buf, len, SESSION_SOCKET_DIR "/%s.sessions", o->ifname) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/*
+ * Cluster start-up, before the device exists and long before anything is
+ * sent: the boot counter is incremented and durable first.
+ */
+static int cluster_prepare(struct daemon *d, const struct options *o, struct gwd_cluster_config *cc,
+			   uint8_t secret[static GW_HASH_LEN])
+{
+	char dir[PATH_MAX];
+	int err, n = o->state_dir ? snprintf(dir, sizeof(dir), "%s", o->state_dir)
+				  : snprintf(dir, sizeof(dir), STATE_DIR "/%s", o->ifname);
+
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return -ENAMETOOLONG;
+	err = gwd_cluster_incarnation_next(dir, &cc->boot, &d->lock_fd);
+	if (err) {
+		gw_err("gwd: cannot advance the boot counter in %s: %s", dir, strerror(-err));
+		return err;
+	}
+	cc->node_id = (uint8_t)o->node_id;
+	cc->claim_on_receive = o->anycast;
+	cc->takeover_rekey_rate = o->rekey_rate;
+	if (!o->secret_file) {
+		gw_warn("gwd: no --cluster-secret-file: cookies are valid on this node only");
+		return 0;
+	}
+	err = gwd_cluster_read_secret(o->secret_file, secret);
+	if (err) {
+		gw_err("gwd: cannot read the cluster secret %s: %s", o->secret_file,
+		       strerror(-err));
+		return err;
+	}
+	cc->cookie_secret = secret;
+	return 0;
+}
+
+static int start_cluster(struct daemon *d, const struct options *o)
+{
+	struct gwd_cluster_config cc = {0};
+	uint8_t secret[GW_HASH_LEN];
+	char path[PATH_MAX];
+	int err;
+
+	err = cluster_prepare(d, o, &cc, secret);
+	if (!err)
+		err = gwd_cluster_enable(d->dev, &cc);
+	gw_wipe(secret, sizeof(secret));
+	if (err)
+		return err;
+	err = session_socket_path(path, sizeof(path), o);
+	if (!err)
+		err = gwd_syncsock_open(&d->sync, d->dev, path, o->ifname);
+	if (err) {
+		gw_err("gwd: cannot open the session socket %s: %s", path, strerror(-err));
+		return err;
+	}
+	gw_info("gwd: cluster node %u, boot %llu (incarnation %u), %s mode, sessions on %s",
+		o->node_id, (unsigned long long)cc.boot, d->dev->cluster->incarnation,
+		o->anycast ? "anycast" : "VRRP", path);
+	return 0;
+}
+
+static int start(struct daemon *d, const struct options *o)
 {
 	struct gwd_device_config cfg = {.under_load_threshold = under_load_threshold()};
+	const char *ifname = o->ifname;
 	int err;
 
 	err = socket_path(d->path, sizeof(d->path), ifname);
@@ -245,6 +435,11 @@ static int start(struct daemon *d, const char *ifname)
 	err = gwd_device_new(&d->dev, &cfg);
 	if (err)
 		return err;
+	if (o->node_id) {
+		err = start_cluster(d, o);
+		if (err)
+			return err;
+	}
 	err = gwd_device_attach_system(d->dev, ifname);
 	if (err) {
 		gw_err("gwd: cannot create interface %s: %s", ifname, strerror(-err));
@@ -258,16 +453,19 @@ static int start(struct daemon *d, const char *ifname)
 
 static void stop(struct daemon *d)
 {
+	gwd_syncsock_close(d->sync);
 	gwd_uapi_server_close(d->srv);
 	gwd_device_free(d->dev);
 	if (d->loop)
 		gw_loop_free(d->loop);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = {0};
-	struct daemon d = {0};
+	struct daemon d = {.lock_fd = -1};
 	int notify = -1, err;
 
 	if (parse_args(argc, argv, &o) < 0)
@@ -283,7 +481,7 @@ int main(int argc, char **argv)
 	}
 	err = gw_crypto_init();
 	if (!err)
-		err = start(&d, o.ifname);
+		err = start(&d, &o);
 	if (err) {
 		fprintf(stderr, "gwd: failed to start %s: %s\n", o.ifname, strerror(-err));
 		notify_parent(notify, err);

@@ -153,6 +153,16 @@ struct gwd_noise_keypair {
 	uint16_t send_epoch;
 	/* Reserved: greatest epoch known for this keypair cluster-wide. */
 	uint16_t greatest_epoch;
+	/*
+	 * Session sync (cluster.c, session.c); the core leaves them alone.
+	 * imported: the keypair came from another process, so this process
+	 * never sends with it at epoch 0. rx_floor: a receive high-water mark
+	 * replicated by another node and not yet applied to receiving_window
+	 * (gwd_replay_set_floor costs O(window), so it is applied once, before
+	 * the next counter this node checks).
+	 */
+	bool imported;
+	uint64_t rx_floor;
 };
 
 struct gwd_noise_remote {

@@ -9,6 +9,7 @@
 
 #include "gw/key.h"
 #include "gw/log.h"
+#include "session.h"
 #include "timers.h"
 
 static size_t bucket_of(const struct gwd_device *dev, const uint8_t pub[static GW_KEY_LEN])
@@ -89,6 +90,7 @@ void gwd_peer_link(struct gwd_peer *peer)
 	dev->npeers++;
 	peer->linked = true;
 	gw_dbg("%s: peer %s created", "gwd", peer->name);
+	gwd_cluster_peer_linked(peer);
 }
 
 static void unlink_peer(struct gwd_peer *peer)
@@ -136,6 +138,7 @@ void gwd_peer_remove(struct gwd_peer *peer)
 {
 	struct gwd_device *dev = peer->dev;
 
+	gwd_cluster_peer_removed(peer);
 	if (peer->linked) {
 		unlink_peer(peer);
 		gw_dbg("gwd: peer %s removed", peer->name);
@@ -169,15 +172,21 @@ void gwd_peer_set_endpoint(struct gwd_peer *peer, const union gw_sockaddr *ep)
 void gwd_peer_update_endpoint(struct gwd_peer *peer, const union gw_sockaddr *from,
 			      const struct gwd_src *local)
 {
-	if (!gw_sockaddr_equal(&peer->endpoint, from)) {
+	bool moved = !gw_sockaddr_equal(&peer->endpoint, from);
+
+	if (moved) {
 		memset(&peer->endpoint, 0, sizeof(peer->endpoint));
 		memcpy(&peer->endpoint, from, gw_sockaddr_len(from));
 	}
+	/* Other nodes follow the peer too (the interface index is local: not compared). */
+	if (moved || peer->src.family != local->family ||
+	    memcmp(&peer->src.v6, &local->v6,
+		   local->family == AF_INET ? sizeof(local->v4) : sizeof(local->v6)) != 0)
+		gwd_session_mark(peer, GWD_EXPORT_FULL);
 	peer->src = *local;
 }
 
 bool gwd_peer_may_send(const struct gwd_peer *peer)
 {
-	(void)peer;
-	return true;
+	return gwd_cluster_may_send(peer);
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "allowedips.h"
+#include "cluster.h"
 #include "cookie.h"
 #include "device.h"
 #include "gw/addr.h"
@@ -55,6 +56,9 @@ struct gwd_peer {
 
 	uint64_t stats[GWD_STAT__COUNT];
 
+	/* Ownership and export state (cluster.h); zero on a standalone gwd. */
+	struct gwd_peer_cluster cl;
+
 	/* Device bookkeeping. */
 	struct gwd_peer *hash_next;
 	struct gwd_peer *next, *prev;
@@ -91,9 +95,10 @@ static inline bool gwd_peer_has_endpoint(const struct gwd_peer *peer)
 }
 
 /*
- * Whether this node may send for the peer (data, keepalives, initiations).
- * Always true for a standalone gwd; the cluster's ownership rule
- * (session-sync.md) goes here and nowhere else.
+ * Whether this node may send for the peer (data, keepalives, handshake
+ * initiations and responses). Always true for a standalone gwd; in a
+ * cluster only the peer's owner may (gwd_cluster_may_send): the single gate
+ * every send for a peer passes.
  */
 bool gwd_peer_may_send(const struct gwd_peer *peer);
 

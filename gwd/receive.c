@@ -16,9 +16,11 @@
 #include <endian.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "gw/log.h"
 #include "packet.h"
 #include "peer.h"
+#include "session.h"
 #include "timers.h"
 
 static struct gw_ratelimit hs_rl = GW_RATELIMIT_INIT(5 * GW_NSEC_PER_SEC, 10);
@@ -85,7 +87,9 @@ static struct gwd_peer *receive_initiation(struct gwd_device *dev, const uint8_t
 	}
 	gwd_peer_update_endpoint(peer, from, local);
 	gw_dbg("gwd: peer %s: received handshake initiation", peer->name);
-	gwd_send_handshake_response(peer);
+	/* A cluster standby stays silent unless it claims the peer (anycast). */
+	if (gwd_cluster_initiation_received(peer))
+		gwd_send_handshake_response(peer);
 	return peer;
 }
 
@@ -118,6 +122,7 @@ static struct gwd_peer *receive_response(struct gwd_device *dev, const uint8_t *
 	gwd_timers_session_derived(peer);
 	gwd_timers_handshake_complete(peer);
 	gwd_stat_inc(dev, peer, GWD_STAT_HANDSHAKES_COMPLETED);
+	gwd_session_mark(peer, GWD_EXPORT_FULL);
 	/* Confirms the session to the responder, and flushes what was staged. */
 	gwd_send_keepalive(peer);
 	return peer;
@@ -129,6 +134,9 @@ static void send_cookie_reply(struct gwd_device *dev, const uint8_t *buf, size_t
 	struct gwd_message_handshake_cookie reply;
 	struct gwd_src src = *local;
 
+	/* A cluster standby sends nothing at all, cookie replies included. */
+	if (!gwd_cluster_serving(dev))
+		return;
 	if (gwd_cookie_reply_create(&dev->cookie, &reply, buf, len, from) < 0)
 		return;
 	if (dev->net.send(dev->net_arg, from, &src, &reply, sizeof(reply)) < 0) {
@@ -218,8 +226,7 @@ static void keep_key_fresh(struct gwd_peer *peer)
 {
 	struct gwd_noise_keypair *kp = peer->noise.current;
 
-	if (!kp || peer->sent_lastminute_handshake ||
-	    kp->sending_counter >= GWD_REJECT_AFTER_MESSAGES ||
+	if (!kp || peer->sent_lastminute_handshake || !gwd_cluster_keypair_usable(peer->dev, kp) ||
 	    !gwd_noise_keypair_should_rekey_on_receive(kp, gwd_device_now(peer->dev)))
 		return;
 	peer->sent_lastminute_handshake = true;
@@ -310,6 +317,8 @@ static struct gwd_noise_keypair *open_data(struct gwd_device *dev, uint8_t *buf,
 			  peer->name);
 		return NULL;
 	}
+	/* A replicated high-water mark first: what another node accepted stays refused. */
+	gwd_cluster_rx_prepare(kp);
 	if (!gwd_replay_check_and_update(&kp->receiving_window, counter,
 					 GWD_REJECT_AFTER_MESSAGES)) {
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_REPLAY);
@@ -330,9 +339,12 @@ static void receive_data(struct gwd_device *dev, uint8_t *buf, size_t len,
 	if (!kp)
 		return;
 	peer = gwd_peer_of_remote(kp->remote);
+	/* Before anything is sent in reaction: an anycast node claims the peer here. */
+	gwd_cluster_data_received(peer, kp);
 	if (gwd_noise_received_with_keypair(&peer->noise, kp)) {
 		gwd_timers_handshake_complete(peer);
 		gwd_stat_inc(dev, peer, GWD_STAT_HANDSHAKES_COMPLETED);
+		gwd_session_mark(peer, GWD_EXPORT_FULL);
 		gwd_send_staged(peer);
 	}
 	gwd_peer_update_endpoint(peer, from, local);

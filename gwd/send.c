@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "gw/log.h"
 #include "packet.h"
 #include "peer.h"
+#include "session.h"
 #include "timers.h"
 
 static struct gw_ratelimit send_err_rl = GW_RATELIMIT_INIT(5 * GW_NSEC_PER_SEC, 5);
@@ -60,7 +62,7 @@ static struct gwd_noise_keypair *sending_keypair(struct gwd_peer *peer)
 {
 	struct gwd_noise_keypair *kp = peer->noise.current;
 
-	if (!kp || kp->sending_counter >= GWD_REJECT_AFTER_MESSAGES ||
+	if (!kp || !gwd_cluster_keypair_usable(peer->dev, kp) ||
 	    gwd_noise_keypair_expired(kp, gwd_device_now(peer->dev)))
 		return NULL;
 	return kp;
@@ -83,7 +85,8 @@ static int encrypt_and_send(struct gwd_peer *peer, struct gwd_noise_keypair *kp,
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_TOO_BIG);
 		return 0;
 	}
-	if (!gwd_noise_keypair_next_counter(kp, &counter))
+	/* In a cluster: a counter of a region this process holds (region.h). */
+	if (!gwd_cluster_next_counter(dev, kp, &counter))
 		return -EKEYEXPIRED;
 	msg->header.type = htole32(GWD_MESSAGE_DATA);
 	msg->key_idx = htole32(kp->remote_index);
@@ -164,9 +167,13 @@ static void stage(struct gwd_peer *peer, const uint8_t *pkt, size_t len)
 
 void gwd_send_staged(struct gwd_peer *peer)
 {
-	struct gwd_noise_keypair *kp = gwd_peer_may_send(peer) ? sending_keypair(peer) : NULL;
+	struct gwd_noise_keypair *kp;
 	struct gwd_staged *st;
 
+	/* Not ours to send (cluster standby): they wait until it is. */
+	if (!gwd_peer_may_send(peer))
+		return;
+	kp = sending_keypair(peer);
 	while (kp && (st = peer->staged_head)) {
 		if (encrypt_and_send(peer, kp, st->data, st->len) == -EKEYEXPIRED) {
 			kp = NULL;
@@ -196,6 +203,8 @@ void gwd_send_packet(struct gwd_peer *peer, const uint8_t *pkt, size_t len)
 
 void gwd_send_keepalive(struct gwd_peer *peer)
 {
+	if (!gwd_peer_may_send(peer))
+		return;
 	if (peer->staged_head) {
 		gwd_send_staged(peer);
 		return;
@@ -239,6 +248,8 @@ void gwd_send_handshake_initiation(struct gwd_peer *peer, bool is_retry)
 	if (send_to_peer(peer, &msg, sizeof(msg)) == 0)
 		gwd_stat_inc(dev, peer, GWD_STAT_HANDSHAKES_INITIATED);
 	gwd_timers_handshake_initiated(peer);
+	/* greatest_sent moved: another node initiating later must go beyond it. */
+	gwd_session_mark(peer, GWD_EXPORT_FULL);
 }
 
 void gwd_send_handshake_response(struct gwd_peer *peer)
@@ -247,6 +258,8 @@ void gwd_send_handshake_response(struct gwd_peer *peer)
 	struct gwd_message_handshake_response msg;
 	enum gwd_noise_result res;
 
+	if (!gwd_peer_may_send(peer))
+		return;
 	peer->has_sent_handshake = true;
 	peer->last_sent_handshake = gwd_device_now(dev);
 	res = gwd_noise_create_response(&peer->noise, &msg);
@@ -262,6 +275,7 @@ void gwd_send_handshake_response(struct gwd_peer *peer)
 	}
 	gw_dbg("gwd: peer %s: sending handshake response", peer->name);
 	gwd_timers_session_derived(peer);
+	gwd_session_mark(peer, GWD_EXPORT_FULL);
 	gwd_timers_any_authenticated_packet_traversal(peer);
 	gwd_timers_any_authenticated_packet_sent(peer);
 	if (send_to_peer(peer, &msg, sizeof(msg)) == 0)

@@ -15,8 +15,10 @@
 
 #include "gw/key.h"
 #include "gw/log.h"
+#include "cluster.h"
 #include "packet.h"
 #include "peer.h"
+#include "region.h"
 #include "timers.h"
 
 /* --- get and stats ------------------------------------------------------------ */
@@ -62,14 +64,89 @@ static void stats_block(struct gwd_uapi_buf *b, const uint64_t stats[static GWD_
 		gwd_uapi_buf_append_u64(b, gwd_stat_names[i], stats[i]);
 }
 
+/* A live session: a keypair to receive with that has not expired. */
+static bool has_session(const struct gwd_peer *p, uint64_t now)
+{
+	const struct gwd_noise_keypair *kp = p->noise.current ? p->noise.current : p->noise.next;
+
+	return kp && !gwd_noise_keypair_expired(kp, now);
+}
+
+/* Cluster lines of the device block (docs/failover.md); none on a standalone gwd. */
+static void cluster_device(struct gwd_device *dev, struct gwd_uapi_buf *b)
+{
+	const struct gwd_cluster *c = dev->cluster;
+	const struct gwd_cluster_stats *st = &c->stats;
+	uint64_t now = gwd_device_now(dev), owned = 0, sess_owned = 0, sess_standby = 0;
+
+	for (const struct gwd_peer *p = dev->peers_head; p; p = p->next) {
+		bool mine = gwd_cluster_may_send(p), live = has_session(p, now);
+
+		owned += mine;
+		sess_owned += mine && live;
+		sess_standby += !mine && live;
+	}
+	gwd_uapi_buf_append_u64(b, "node_id", c->node_id);
+	gwd_uapi_buf_append_u64(b, "incarnation", c->incarnation);
+	gwd_uapi_buf_append_u64(b, "boot", c->boot);
+	gwd_uapi_buf_append_u64(b, "claim_on_receive", c->claim_on_receive);
+	gwd_uapi_buf_append_u64(b, "master", c->master);
+	gwd_uapi_buf_append_u64(b, "syncd_connected", c->sink != NULL);
+	gwd_uapi_buf_append_u64(b, "peers_owned", owned);
+	gwd_uapi_buf_append_u64(b, "sessions_owned", sess_owned);
+	gwd_uapi_buf_append_u64(b, "sessions_standby", sess_standby);
+	gwd_uapi_buf_append_u64(b, "ownership_claims", st->ownership_claims);
+	gwd_uapi_buf_append_u64(b, "ownership_releases", st->ownership_releases);
+	gwd_uapi_buf_append_u64(b, "ownership_lost", st->ownership_lost);
+	gwd_uapi_buf_append_u64(b, "region_claims", st->region_claims);
+	gwd_uapi_buf_append_u64(b, "region_refused", st->region_refused);
+	gwd_uapi_buf_append_u64(b, "exports", st->exports);
+	gwd_uapi_buf_append_u64(b, "export_rx", st->export_rx);
+	gwd_uapi_buf_append_u64(b, "export_batches", st->export_batches);
+	gwd_uapi_buf_append_u64(b, "export_busy", st->export_busy);
+	gwd_uapi_buf_append_u64(b, "imports", st->imports);
+	gwd_uapi_buf_append_u64(b, "import_keypairs", st->import_keypairs);
+	gwd_uapi_buf_append_u64(b, "import_rx", st->import_rx);
+	gwd_uapi_buf_append_u64(b, "import_rejected", st->import_rejected);
+	gwd_uapi_buf_append_u64(b, "import_unknown_peer", st->import_unknown_peer);
+	gwd_uapi_buf_append_u64(b, "import_tombstoned", st->import_tombstoned);
+	gwd_uapi_buf_append_u64(b, "import_expired", st->import_expired);
+	gwd_uapi_buf_append_u64(b, "standby_silenced", st->standby_silenced);
+	gwd_uapi_buf_append_u64(b, "takeover_rekeys", st->takeover_rekeys);
+	gwd_uapi_buf_append_u64(b, "tombstones", gwd_cluster_tombstone_count(c));
+}
+
+/* Cluster lines of a peer block: ownership and the current keypair's region. */
+static void cluster_peer(struct gwd_device *dev, const struct gwd_peer *p, struct gwd_uapi_buf *b)
+{
+	const struct gwd_noise_keypair *kp = p->noise.current;
+	bool mine = gwd_cluster_may_send(p);
+
+	gwd_uapi_buf_append_u64(b, "owner", p->cl.owner);
+	gwd_uapi_buf_append_u64(b, "owner_epoch", p->cl.owner_epoch);
+	gwd_uapi_buf_append_u64(b, "owned", mine);
+	gwd_uapi_buf_append_u64(b, "standby", !mine && has_session(p, gwd_device_now(dev)));
+	if (!kp)
+		return;
+	gwd_uapi_buf_append_u64(b, "keypair_imported", kp->imported);
+	gwd_uapi_buf_append_u64(b, "greatest_epoch", kp->greatest_epoch);
+	if (kp->send_epoch != GWD_REGION_EPOCH_NONE)
+		gwd_uapi_buf_append_u64(b, "send_epoch", kp->send_epoch);
+	gwd_uapi_buf_append_u64(b, "region_headroom", gwd_cluster_region_headroom(dev, kp));
+}
+
 int gwd_uapi_stats(struct gwd_device *dev, struct gwd_uapi_buf *b)
 {
 	gwd_uapi_buf_append_u64(b, "peers", dev->npeers);
 	gwd_uapi_buf_append_u64(b, "under_load", gwd_device_under_load(dev, false));
+	if (dev->cluster)
+		cluster_device(dev, b);
 	stats_block(b, dev->stats);
 	for (const struct gwd_peer *p = dev->peers_head; p && !b->err; p = p->next) {
 		gwd_uapi_buf_append_key_hex(b, "public_key", p->noise.public_key);
 		gwd_uapi_buf_append_u64(b, "staged_packets", p->nstaged);
+		if (dev->cluster)
+			cluster_peer(dev, p, b);
 		stats_block(b, p->stats);
 	}
 	return b->err;
