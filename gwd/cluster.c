@@ -453,7 +453,8 @@ static void rekey_dequeue(struct gwd_peer *peer)
 	gwd_peer_queue_remove(&peer->dev->cluster->rekey_queue, peer);
 }
 
-void gwd_cluster_claim_peer(struct gwd_peer *peer)
+/* Takes the peer; flush: send what was staged for it (not amid a handshake step). */
+static void claim(struct gwd_peer *peer, bool flush)
 {
 	struct gwd_device *dev = peer->dev;
 	struct gwd_cluster *c = dev->cluster;
@@ -471,8 +472,13 @@ void gwd_cluster_claim_peer(struct gwd_peer *peer)
 	/* Replicated keys: rekey once traffic has resumed, paced (rekey_tick). */
 	peer->cl.rekey_pending = c->rekey_rate && cur && cur->imported;
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
-	if (peer->staged_head)
+	if (flush && peer->staged_head)
 		gwd_send_staged(peer);
+}
+
+void gwd_cluster_claim_peer(struct gwd_peer *peer)
+{
+	claim(peer, true);
 }
 
 void gwd_cluster_release_peer(struct gwd_peer *peer)
@@ -595,8 +601,9 @@ bool gwd_cluster_initiation_received(struct gwd_peer *peer)
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
 	if (gwd_cluster_may_send(peer))
 		return true;
+	/* Staged packets wait for the session this initiation is starting. */
 	if (claim_on_receive(c, peer)) {
-		gwd_cluster_claim_peer(peer);
+		claim(peer, false);
 		return true;
 	}
 	c->stats.standby_silenced++;
@@ -612,11 +619,10 @@ static void rekey_enqueue(struct gwd_cluster *c, struct gwd_peer *peer)
 				      GWD_MSEC_NS(GWD_CLUSTER_REKEY_TICK_MS));
 }
 
-void gwd_cluster_data_received(struct gwd_peer *peer, struct gwd_noise_keypair *kp)
+void gwd_cluster_data_received(struct gwd_peer *peer)
 {
 	struct gwd_cluster *c = peer->dev->cluster;
 
-	(void)kp;
 	if (!c)
 		return;
 	gwd_session_mark(peer, GWD_EXPORT_RX);

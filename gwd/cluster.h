@@ -239,11 +239,11 @@ void gwd_cluster_identity_changed(struct gwd_device *dev);
  */
 bool gwd_cluster_initiation_received(struct gwd_peer *peer);
 /*
- * An authenticated data packet was accepted under kp (before anything is
- * sent in reaction): receive progress to export, anycast claim, takeover
- * rekey once traffic resumed.
+ * An authenticated data packet of the peer was accepted (call it before
+ * anything is sent in reaction): receive progress to export, anycast claim,
+ * takeover rekey once traffic resumed.
  */
-void gwd_cluster_data_received(struct gwd_peer *peer, struct gwd_noise_keypair *kp);
+void gwd_cluster_data_received(struct gwd_peer *peer);
 
 /* --- Counter regions ----------------------------------------------------------- */
 

@@ -340,7 +340,7 @@ static void receive_data(struct gwd_device *dev, uint8_t *buf, size_t len,
 		return;
 	peer = gwd_peer_of_remote(kp->remote);
 	/* Before anything is sent in reaction: an anycast node claims the peer here. */
-	gwd_cluster_data_received(peer, kp);
+	gwd_cluster_data_received(peer);
 	if (gwd_noise_received_with_keypair(&peer->noise, kp)) {
 		gwd_timers_handshake_complete(peer);
 		gwd_stat_inc(dev, peer, GWD_STAT_HANDSHAKES_COMPLETED);

@@ -34,6 +34,7 @@ struct gwd_syncsock {
 	bool has_sub;
 	struct gwd_session_sink sink;
 	struct gw_timer poll_timer;
+	struct gw_timer heartbeat_timer;
 	uint64_t rejected;
 };
 
@@ -149,23 +150,30 @@ static void result(struct gwd_syncsock *s, const uint8_t *to, size_t tolen,
 	reply(s, to, tolen, &m, req);
 }
 
+/* Fills who gwd is: the answer to hello and the subscriber's heartbeat. */
+static void fill_hello(struct gwd_syncsock *s, Gwcluster__GwdHello *h)
+{
+	const struct gwd_cluster *c = s->dev->cluster;
+
+	h->node_id = c->node_id;
+	h->incarnation = c->incarnation;
+	h->boot = c->boot;
+	h->claim_on_receive = c->claim_on_receive;
+	h->interface = s->ifname;
+	h->has_master = true;
+	h->master = c->master;
+}
+
 static void hello(struct gwd_syncsock *s, const uint8_t *id, size_t idlen,
 		  const Gwcluster__LocalMessage *req)
 {
-	const struct gwd_cluster *c = s->dev->cluster;
 	Gwcluster__LocalMessage m = GWCLUSTER__LOCAL_MESSAGE__INIT;
 	Gwcluster__GwdHello h = GWCLUSTER__GWD_HELLO__INIT;
 
 	memcpy(s->sub_id, id, idlen);
 	s->sub_len = idlen;
 	s->has_sub = true;
-	h.node_id = c->node_id;
-	h.incarnation = c->incarnation;
-	h.boot = c->boot;
-	h.claim_on_receive = c->claim_on_receive;
-	h.interface = s->ifname;
-	h.has_master = true;
-	h.master = c->master;
+	fill_hello(s, &h);
 	m.body_case = GWCLUSTER__LOCAL_MESSAGE__BODY_GWD_HELLO;
 	m.gwd_hello = &h;
 	reply(s, id, idlen, &m, req);
@@ -316,6 +324,21 @@ static void poll_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	(void)gw_timer_arm_in(loop, t, GWD_MSEC_NS(GWD_SYNCSOCK_POLL_MS));
 }
 
+/* Tells the subscriber gwd is alive (and which boot), so it notices a restart. */
+static void heartbeat_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	struct gwd_syncsock *s = arg;
+	Gwcluster__LocalMessage m = GWCLUSTER__LOCAL_MESSAGE__INIT;
+	Gwcluster__GwdHello h = GWCLUSTER__GWD_HELLO__INIT;
+
+	fill_hello(s, &h);
+	m.version = GWD_SYNCSOCK_VERSION;
+	m.body_case = GWCLUSTER__LOCAL_MESSAGE__BODY_GWD_HELLO;
+	m.gwd_hello = &h;
+	(void)send_sub(s, &m); /* a full queue: the next one will do */
+	(void)gw_timer_arm_in(loop, t, GWD_MSEC_NS(GWD_SYNCSOCK_HEARTBEAT_MS));
+}
+
 static int set_options(void *sock)
 {
 	int one = 1, zero = 0, hwm = GWD_SYNCSOCK_HWM;
@@ -374,6 +397,9 @@ static int sock_start(struct gwd_syncsock *s, const char *path)
 	if (!err)
 		err = gw_timer_arm_in(s->dev->loop, &s->poll_timer,
 				      GWD_MSEC_NS(GWD_SYNCSOCK_POLL_MS));
+	if (!err)
+		err = gw_timer_arm_in(s->dev->loop, &s->heartbeat_timer,
+				      GWD_MSEC_NS(GWD_SYNCSOCK_HEARTBEAT_MS));
 	return err;
 }
 
@@ -393,6 +419,7 @@ int gwd_syncsock_open(struct gwd_syncsock **out, struct gwd_device *dev, const c
 	snprintf(s->ifname, sizeof(s->ifname), "%s", ifname ? ifname : "");
 	s->sink = (struct gwd_session_sink){sink_batch, sink_snapshot_done, s};
 	gw_timer_init(&s->poll_timer, poll_tick, s);
+	gw_timer_init(&s->heartbeat_timer, heartbeat_tick, s);
 	s->path = strdup(path);
 	err = s->path ? sock_start(s, path) : -ENOMEM;
 	if (err) {
@@ -409,6 +436,7 @@ void gwd_syncsock_close(struct gwd_syncsock *s)
 		return;
 	gwd_session_set_sink(s->dev, NULL);
 	gw_timer_cancel(s->dev->loop, &s->poll_timer);
+	gw_timer_cancel(s->dev->loop, &s->heartbeat_timer);
 	if (s->fd >= 0)
 		gw_loop_del_fd(s->dev->loop, s->fd);
 	if (s->sock)

@@ -19,6 +19,12 @@
  *   syncd -> gwd   dump                   the snapshot again (then snapshot_done)
  *   gwd -> any     result                 for every request that carried an id:
  *                                         the same id, error 0 or -errno
+ *   gwd -> syncd   gwd_hello              again every GWD_SYNCSOCK_HEARTBEAT_MS
+ *
+ * A restarted gwd knows no subscriber and so sends nothing: syncd sends
+ * hello again when it has heard nothing for a few heartbeats, and treats a
+ * gwd_hello with a new boot as a new gwd (it holds no replicas: every other
+ * node's sessions must be imported again).
  *
  * Any local DEALER may send import_sessions, role and dump (gwctl, tests);
  * exports go only to the subscriber. Exports are never lost silently while
@@ -41,6 +47,7 @@ enum {
 	GWD_SYNCSOCK_MAX_MESSAGE = 64 << 20,
 	GWD_SYNCSOCK_HWM = 100000, /* messages queued per direction */
 	GWD_SYNCSOCK_POLL_MS = 50, /* safety drain: ZMQ_FD is edge-triggered */
+	GWD_SYNCSOCK_HEARTBEAT_MS = 1000,
 };
 
 /*

@@ -14,6 +14,9 @@
  * "peers=N", "under_load=0|1" and the device's counters (gwd_stat_names,
  * documented at enum gwd_stat and in docs/gwd.md), then per peer
  * "public_key=<hex>", "staged_packets=N" and its counters, then errno=0.
+ * A cluster node (dev->cluster) adds its own lines after "under_load" and
+ * after each "staged_packets" (docs/failover.md, "Observability"); a
+ * standalone gwd answers exactly the keys above.
  */
 #ifndef GWD_UAPI_H
 #define GWD_UAPI_H

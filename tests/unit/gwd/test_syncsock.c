@@ -257,6 +257,12 @@ Test(syncsock, hello_snapshot_then_deltas)
 		gwcluster__local_message__free_unpacked(r, NULL);
 	}
 	cr_assert_eq(peers, NPEERS);
+	/* The heartbeat: gwd_hello without an id, about every second. */
+	r = wait_for(GWCLUSTER__LOCAL_MESSAGE__BODY_GWD_HELLO, NULL, NULL);
+	cr_assert_not(r->has_id);
+	cr_assert_eq(r->gwd_hello->boot, 4100);
+	cr_assert(r->gwd_hello->master);
+	gwcluster__local_message__free_unpacked(r, NULL);
 }
 
 Test(syncsock, import_and_role_results)
