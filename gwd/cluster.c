@@ -222,6 +222,14 @@ size_t gwd_cluster_tombstone_count(const struct gwd_cluster *c)
 	return c->tombstones->count;
 }
 
+void gwd_cluster_keypair_free(struct gwd_device *dev, struct gwd_noise_keypair *kp)
+{
+	gwd_cluster_keypair_dropped(dev, kp);
+	gwd_index_free(&dev->index, kp->local_index);
+	gw_wipe(kp, sizeof(*kp));
+	free(kp);
+}
+
 void gwd_cluster_keypair_dropped(struct gwd_device *dev, const struct gwd_noise_keypair *kp)
 {
 	struct gwd_cluster *c = dev->cluster;
@@ -630,6 +638,18 @@ void gwd_cluster_data_received(struct gwd_peer *peer)
 		gwd_cluster_claim_peer(peer);
 	if (peer->cl.rekey_pending && gwd_cluster_may_send(peer))
 		rekey_enqueue(c, peer);
+}
+
+void gwd_cluster_session_moved_on(struct gwd_peer *peer, const struct gwd_noise_keypair *kp)
+{
+	struct gwd_noise_remote *r = &peer->noise;
+	struct gwd_noise_keypair *prev = r->previous;
+
+	if (!peer->dev->cluster || kp->imported || r->current != kp || !prev || !prev->imported)
+		return;
+	r->previous = NULL;
+	gwd_cluster_keypair_free(peer->dev, prev);
+	gw_dbg("gwd: peer %s: replicated keypair dropped, the peer moved on", peer->name);
 }
 
 /* --- Paced takeover rekeys ---------------------------------------------------------- */

@@ -231,6 +231,8 @@ void gwd_cluster_peer_linked(struct gwd_peer *peer);
 void gwd_cluster_peer_removed(struct gwd_peer *peer);
 /* kp is being freed (the core or an import dropped it): tombstone if it held a region. */
 void gwd_cluster_keypair_dropped(struct gwd_device *dev, const struct gwd_noise_keypair *kp);
+/* Frees a keypair outside the core: tombstone, index, wipe. kp must be in no slot. */
+void gwd_cluster_keypair_free(struct gwd_device *dev, struct gwd_noise_keypair *kp);
 /* The device's identity changed: imported keypairs may not be claimed any more. */
 void gwd_cluster_identity_changed(struct gwd_device *dev);
 /*
@@ -244,6 +246,12 @@ bool gwd_cluster_initiation_received(struct gwd_peer *peer);
  * takeover rekey once traffic resumed.
  */
 void gwd_cluster_data_received(struct gwd_peer *peer);
+/*
+ * After data under kp was accepted and the slots rotated: once the peer
+ * sends under a keypair this process made, a replicated previous keypair
+ * is dropped, ending the replay exposure of a takeover (docs/failover.md).
+ */
+void gwd_cluster_session_moved_on(struct gwd_peer *peer, const struct gwd_noise_keypair *kp);
 
 /* --- Counter regions ----------------------------------------------------------- */
 

@@ -347,6 +347,7 @@ static void receive_data(struct gwd_device *dev, uint8_t *buf, size_t len,
 		gwd_session_mark(peer, GWD_EXPORT_FULL);
 		gwd_send_staged(peer);
 	}
+	gwd_cluster_session_moved_on(peer, kp);
 	gwd_peer_update_endpoint(peer, from, local);
 	keep_key_fresh(peer);
 	peer_rx(peer, len);

@@ -435,14 +435,6 @@ static struct gwd_noise_keypair *new_keypair(struct gwd_peer *peer, const Gwclus
 	return kp;
 }
 
-static void free_keypair(struct gwd_device *dev, struct gwd_noise_keypair *kp)
-{
-	gwd_cluster_keypair_dropped(dev, kp);
-	gwd_index_free(&dev->index, kp->local_index);
-	gw_wipe(kp, sizeof(*kp));
-	free(kp);
-}
-
 /* One imported keypair: merged, installed (returned, not slotted yet) or skipped. */
 static struct gwd_noise_keypair *import_keypair(struct gwd_device *dev, struct gwd_peer *peer,
 						const Gwcluster__Keypair *k, uint64_t now)
@@ -539,7 +531,7 @@ static void reslot(struct gwd_device *dev, struct gwd_peer *peer, struct gwd_noi
 	r->previous = take(v, n, false, false);
 	for (size_t i = 0; i < n; i++)
 		if (v[i])
-			free_keypair(dev, v[i]);
+			gwd_cluster_keypair_free(dev, v[i]);
 }
 
 static struct gwd_peer *import_target(struct gwd_device *dev, const Gwcluster__PeerSession *ps)

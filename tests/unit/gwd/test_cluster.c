@@ -1214,8 +1214,15 @@ Test(rekey, paced_after_traffic_resumes)
 			cr_assert_geq(init_at[b][i] - init_at[b][i - 1], 1000 / RATE - STEP_MS,
 				      "rekeys %zu and %zu too close", i - 1, i);
 	}
-	for (int i = 0; i < CLIENTS; i++)
-		cr_assert_not(peer_of(b, cl[i])->noise.current->imported);
+	/* Once each client sends on the new keys, the replicated ones are gone. */
+	for (int i = 0; i < CLIENTS; i++) {
+		struct gwd_peer *p = peer_of(b, cl[i]);
+
+		client_send(cl[i], 2);
+		cr_assert_not(p->noise.current->imported);
+		cr_assert(!p->noise.previous || !p->noise.previous->imported,
+			  "client %d: the replicated keypair is still held", i);
+	}
 	assert_no_nonce_reuse();
 }
 
