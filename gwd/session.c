@@ -534,6 +534,30 @@ static void reslot(struct gwd_device *dev, struct gwd_peer *peer, struct gwd_noi
 			gwd_cluster_keypair_free(dev, v[i]);
 }
 
+/*
+ * `wg show` on a standby or a new owner: the latest handshake is the birth
+ * of the newest keypair the cluster made, in wall-clock time.
+ */
+static void note_handshake(struct gwd_peer *peer, struct gwd_noise_keypair **fresh, size_t n)
+{
+	uint64_t now = gwd_device_now(peer->dev), age = UINT64_MAX;
+	struct timespec ts;
+
+	for (size_t i = 0; i < n; i++)
+		if (now - fresh[i]->birth_ns < age)
+			age = now - fresh[i]->birth_ns;
+	gw_clock_real(peer->dev->clock, &ts);
+	ts.tv_sec -= (time_t)(age / GW_NSEC_PER_SEC);
+	ts.tv_nsec -= (long)(age % GW_NSEC_PER_SEC);
+	if (ts.tv_nsec < 0) {
+		ts.tv_nsec += (long)GW_NSEC_PER_SEC;
+		ts.tv_sec--;
+	}
+	if (ts.tv_sec > peer->last_handshake.tv_sec ||
+	    (ts.tv_sec == peer->last_handshake.tv_sec && ts.tv_nsec > peer->last_handshake.tv_nsec))
+		peer->last_handshake = ts;
+}
+
 static struct gwd_peer *import_target(struct gwd_device *dev, const Gwcluster__PeerSession *ps)
 {
 	struct gwd_cluster *c = dev->cluster;
@@ -573,6 +597,7 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 	}
 	if (!nfresh)
 		return;
+	note_handshake(peer, fresh, nfresh);
 	reslot(dev, peer, fresh, nfresh);
 	/* Replicas get dropped in time like any session nobody renews. */
 	gwd_timers_session_derived(peer);

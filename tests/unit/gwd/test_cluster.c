@@ -597,6 +597,9 @@ Test(failover, three_devices_no_handshake_no_reuse)
 	cr_assert(pb->noise.current->imported);
 	cr_assert_eq(pb->noise.current->send_epoch, GWD_REGION_EPOCH_NONE);
 	cr_assert_eq(total_sent(b), 0, "a standby sent something");
+	/* wg show on B: the cluster's latest handshake, not "none". */
+	cr_assert_neq(pb->last_handshake.tv_sec, 0);
+	cr_assert_leq(labs(pb->last_handshake.tv_sec - peer_of(a, c)->last_handshake.tv_sec), 1);
 
 	kill_node(a);
 	vip_holder = b;
