@@ -363,11 +363,17 @@ static int write_boot(int dfd, uint64_t boot)
 	int len = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", boot);
 	int fd = openat(dfd, "incarnation.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int err = 0;
+	ssize_t n;
 
 	if (fd < 0)
 		return -errno;
-	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0)
-		err = errno ? -errno : -EIO;
+	n = write(fd, buf, (size_t)len);
+	if (n < 0)
+		err = -errno;
+	else if (n != len)
+		err = -EIO;
+	else if (fsync(fd) < 0)
+		err = -errno;
 	if (close(fd) < 0 && !err)
 		err = -errno;
 	if (!err && renameat(dfd, "incarnation.tmp", dfd, "incarnation") < 0)

@@ -226,7 +226,8 @@ static void keep_key_fresh(struct gwd_peer *peer)
 {
 	struct gwd_noise_keypair *kp = peer->noise.current;
 
-	if (!kp || peer->sent_lastminute_handshake || !gwd_cluster_keypair_usable(peer->dev, kp) ||
+	if (!kp || peer->sent_lastminute_handshake || !gwd_peer_may_send(peer) ||
+	    !gwd_cluster_keypair_usable(peer->dev, kp) ||
 	    !gwd_noise_keypair_should_rekey_on_receive(kp, gwd_device_now(peer->dev)))
 		return;
 	peer->sent_lastminute_handshake = true;
