@@ -19,25 +19,38 @@
 # 198.18.0.0/16 to the back VIP, the gateways route 198.19.0.0/16 to the LAN
 # host, so a ping from the client to 198.19.0.2 crosses the master both ways.
 #
-# Two flavours of gateway:
+# Three flavours of gateway (F_IMPL / the IMPL arguments):
 #   wggo       the status quo: wireguard-go with the same key and peers, and
 #              keepalived moving the VIP (f_wggo_node)
 #   gwcluster  gwd + syncd + keepalived with the ha-hooks (f_gwc_node)
+#   gwdrelay   gwd cluster nodes with Python stand-ins for syncd's session
+#              relay and the notify hook (f_gwdr_node): tells gwd problems
+#              from syncd / hook problems
 #
+# Lab and daemons
 #   f_lab N                    hosts, bridges, addresses, routes, keys
-#   f_keepalived_conf I [EXTRA]  write node I's keepalived.conf (VRRPv3,
-#                              advert_int F_ADVERT, nopreempt, both VIPs);
-#                              EXTRA: lines added to the vrrp_instance
+#   f_keepalived_conf I [EXTRA...]  node I's keepalived.conf (VRRPv3, advert_int
+#                              F_ADVERT, nopreempt, both VIPs); EXTRA lines go
+#                              into the vrrp_instance ("global ..." ones into
+#                              global_defs)
 #   f_keepalived_up I          spawn keepalived for node I (name kaI)
 #   f_state I                  MASTER, BACKUP, FAULT, INIT or DEAD (keepalived)
 #   f_master                   index of the (single live) master, or fails
 #   f_wait_master SECS [I]     bounded wait until there is one master (node I)
-#   f_wggo_node I              wireguard-go gateway I (status quo) + keepalived
+#   f_require IMPL             check the programs of IMPL
+#   f_node IMPL I              (re)start gateway I of that flavour
+#   f_wait_eligible SECS       every live backup could take over now
 #   f_client_up                wireguard-go client, peer = the VIP
-#   f_kill_node I              SIGKILL every daemon of node I (F_NODE_PROCS[I])
+#   f_stat I KEY [--peer]      a counter of gwd's stats=1 on node I
+# Faults
+#   f_kill_node I              SIGKILL every daemon of node I at once
 #   f_kill_master PING SECS    kill the master's daemons, wait for a new master
 #                              and ping replies; sets F_OLD F_NEW F_T_KILL
-#   f_secs A B                 B - A in seconds (epoch times), 3 decimals
+#                              F_T_MASTER
+#   f_sync_cut I, f_sync_heal I    node I's sync link down / up
+#   f_vrrp_block I, f_vrrp_heal I  node I neither hears nor sends VRRP
+#   f_lan_via [I]              steer the LAN host's traffic to node I (none: ARP)
+# Traffic
 #   f_ping_start NAME [ADDR]   ping every F_PING_MS ms with -D timestamps
 #   f_ping_stop NAME           stop it (SIGINT)
 #   f_ping_gap NAME [FROM [TO]]  longest interval without a reply, in ms (3
@@ -50,18 +63,28 @@
 #                              "failed REASON"
 #   f_iperf_check NAME FROM [SECS]  assert it finished without error and moved
 #                              bytes after epoch time FROM
-#   f_capture_start NAME       capture the client's underlay (UDP 51820)
-#   f_capture_stop NAME        stop it
+# Capture (the client's underlay, every WireGuard packet, snaplen 200)
+#   f_capture_start NAME / f_capture_stop NAME (fails if dumpcap dropped any)
 #   f_capture_fields NAME      one line per WireGuard message, tab-separated:
-#                              time src dst type sender receiver counter
-#                              (cached in $H_LOGDIR/NAME.tsv)
+#                              time eth.src ip.src ip.dst type sender receiver
+#                              counter (cached in $H_LOGDIR/NAME.tsv)
 #   f_init_from_client NAME T0 T1  client handshake initiations in [T0, T1]
 #   f_dup_pairs NAME           (receiver, counter) pairs that gateway->client
 #                              data packets used more than once
-#   f_now                      epoch seconds, microsecond precision
+#   f_data_pkts NAME in|out [MAC [T0 [T1]]]  "time receiver counter" of data
+#   f_region COUNTER           "epoch node incarnation count"
+#   f_regions NAME [T0 [T1]]   every counter above epoch 0 in its sender's region
+#   f_check_takeover NAME T_KILL T_END OLD NEW  the takeover kept the keypair
+# Scenarios
+#   f_start IMPL N             lab, N gateways, client, tunnel, eligible
+#   f_hitless_failover CAP PING [MAX_MS]  kill the master, assert the gap
+#   f_check_events CAP         f_check_takeover for every failover so far
+#   f_kill_scenario IMPL N     two failovers with a restart in between
+#   f_now, f_secs A B          epoch time; B - A in seconds
 #
 # Variables: F_N, F_VIP4, F_BVIP4, F_PORT, F_CLIENT_PORT, F_LAN4, F_WGC,
-# F_ADVERT, F_PING_MS, F_IFS[I] (gateway I's WireGuard interface).
+# F_ADVERT, F_PING_MS, F_SYNC_PORT, F_IFS[I] (gateway I's WireGuard
+# interface), F_NODE_PROCS[I] (its daemons, by h_spawn name).
 
 F_VIP4=192.0.2.100
 F_BVIP4=203.0.113.100
@@ -74,6 +97,7 @@ F_CLIENT_PORT=51821
 F_ADVERT=${F_ADVERT:-0.1}
 F_PING_MS=${F_PING_MS:-20}
 F_VRID=${F_VRID:-51}
+F_SYNC_PORT=${F_SYNC_PORT:-7400}
 F_N=0
 F_WGC=
 declare -a F_IFS=()
@@ -138,7 +162,8 @@ f_lab() {
 
 # f_keepalived_conf I [EXTRA...]: every node starts BACKUP with nopreempt, so
 # a restarted node never takes the VIP back by itself; priorities fall with I
-# so the first election is predictable.
+# so the first election is predictable. EXTRA lines go into the vrrp_instance,
+# those starting with "global " (without that word) into global_defs.
 f_keepalived_conf() {
 	local i=$1 line
 	shift
@@ -150,6 +175,9 @@ f_keepalived_conf() {
 		echo "    script_user root"
 		echo "    vrrp_garp_master_delay 1"
 		echo "    vrrp_garp_master_repeat 3"
+		for line in "$@"; do
+			[[ $line == "global "* ]] && echo "    ${line#global }"
+		done
 		echo "}"
 		echo "vrrp_instance VI_$H_RUNID {"
 		echo "    state BACKUP"
@@ -163,7 +191,7 @@ f_keepalived_conf() {
 		echo "        $F_BVIP4/24 dev eth1"
 		echo "    }"
 		for line in "$@"; do
-			echo "    $line"
+			[[ $line == "global "* ]] || echo "    $line"
 		done
 		echo "}"
 	} >"$(f_dir "$i")/keepalived.conf"
@@ -242,6 +270,115 @@ f_wggo_node() {
 	f__wggo_conf "$i"
 	f_keepalived_conf "$i"
 	f_keepalived_up "$i"
+}
+
+# ---------------------------------------------------------------- gwd, stand-ins
+# F_IMPL=gwdrelay: gwd cluster nodes with python stand-ins for syncd's session
+# relay (one relay process for the lab) and for the ha-hooks notify handler
+# (keepalived's notify_fifo -> RoleCommand), with peers set through wg. It
+# tells gwd problems from syncd / hook problems; the tests run it with
+# F_IMPL=gwdrelay.
+
+f_secret_file() {
+	local f="$H_LOGDIR/cluster.secret"
+	[[ -s $f ]] || (umask 077 && wg genkey >"$f")
+	echo "$f"
+}
+
+f_session_sock() {
+	echo "$(f_dir "$1")/sessions.sock"
+}
+
+# gwd with node I's cluster flags, as node I's interface.
+f_gwd_up() {
+	local i=$1 d
+	d=$(f_dir "$i")
+	h_wg_up "gw$i" "${F_IFS[i]}" env GWD_LOG_LEVEL="${F_GWD_LOG_LEVEL:-info}" \
+		"$H_BUILD_DIR/bin/gwd" --node-id "$i" --state-dir "$d/gwd" \
+		--cluster-secret-file "$(f_secret_file)" --session-socket "$(f_session_sock "$i")"
+	F_NODE_PROCS[i]+=" ${F_IFS[i]}"
+}
+
+f_gwdr_require() {
+	[[ -x "$H_BUILD_DIR/bin/gwd" ]] || h_fail "no $H_BUILD_DIR/bin/gwd (build first)"
+}
+
+f_gwdr_node() {
+	local i=$1 d n socks=""
+	d=$(f_dir "$i")
+	if ! h_alive relay; then
+		for ((n = 1; n <= F_N; n++)); do
+			socks+="${socks:+,}$(f_session_sock "$n")"
+		done
+		h_spawn lan relay python3 "$F_TOOL" relay --sock "$socks"
+	fi
+	f_gwd_up "$i"
+	f__wggo_conf "$i"
+	# What the others exported before this gwd knew its peers was refused
+	# (import_unknown_peer): ask them again, as syncd's resync would.
+	for ((n = 1; n <= F_N; n++)); do
+		((n != i)) && [[ -S $(f_session_sock "$n") ]] &&
+			h_alive "${F_IFS[n]}" && f_tool role --sock "$(f_session_sock "$n")" --action dump >/dev/null
+	done
+	rm -f "$d/notify.fifo"
+	mkfifo -m 600 "$d/notify.fifo"
+	h_spawn "gw$i" "notify$i" python3 "$F_TOOL" fifo-role --fifo "$d/notify.fifo" \
+		--sock "$(f_session_sock "$i")"
+	F_NODE_PROCS[i]+=" notify$i"
+	f_keepalived_conf "$i" "global notify_fifo $d/notify.fifo"
+	f_keepalived_up "$i"
+}
+
+# ---------------------------------------------------------------- either
+
+# f_require IMPL: the programs IMPL (wggo or gwcluster) needs.
+f_require() {
+	h_require_cmd ip ping wg keepalived iperf3 jq dumpcap tshark wireguard-go
+	case $1 in
+	wggo) ;;
+	gwdrelay) f_gwdr_require ;;
+	gwcluster) f_gwc_require ;;
+	*) h_fail "f_require: wggo, gwdrelay or gwcluster, not '$1'" ;;
+	esac
+	F_IMPL=$1
+}
+
+# f_node IMPL I: gateway I of either flavour, with its keepalived.
+f_node() {
+	case $1 in
+	wggo) f_wggo_node "$2" ;;
+	gwdrelay) f_gwdr_node "$2" ;;
+	gwcluster) f_gwc_node "$2" ;;
+	*) h_fail "f_node: wggo, gwdrelay or gwcluster, not '$1'" ;;
+	esac
+}
+
+# f_wait_eligible SECS: every live node could take over now (gwcluster: all
+# synced and BACKUP or MASTER; the status quo is always "eligible").
+f_wait_eligible() {
+	case ${F_IMPL:-wggo} in
+	gwcluster) f_gwc_wait_eligible "$1" ;;
+	gwdrelay) h_wait_for "$1" "standby sessions on every live backup" f__gwdr_eligible ;;
+	esac
+}
+
+# gwdrelay: every live node that is not master holds the client's session.
+f__gwdr_eligible() {
+	local i st
+	for ((i = 1; i <= F_N; i++)); do
+		[[ -n ${F_NODE_PROCS[i]} ]] || continue
+		st=$(f_state "$i")
+		[[ $st == MASTER ]] && continue
+		[[ $st == BACKUP ]] || return 1
+		[[ $(f_stat "$i" sessions_standby) -ge 1 ]] || return 1
+	done
+}
+
+# f_stat I KEY [--peer]: a counter from gwd's stats=1 on node I.
+f_stat() {
+	local out
+	out=$(f_tool stats --sock "$H_WG_RUN_DIR/${F_IFS[$1]}.sock" ${3:+--peer}) || return 1
+	awk -F= -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' <<<"$out"
 }
 
 # ---------------------------------------------------------------- client
@@ -400,7 +537,8 @@ f_iperf_check() {
 # ---------------------------------------------------------------- capture
 
 f_capture_start() {
-	h_capture_start -s 128 client eth0 "$1.pcapng" "udp port $F_PORT"
+	# 200 bytes hold a whole client data packet carrying a ping (170).
+	h_capture_start -s 200 client eth0 "$1.pcapng" "udp port $F_PORT"
 }
 
 f_capture_stop() {
@@ -415,8 +553,8 @@ f_capture_stop() {
 f_capture_fields() {
 	local f="$H_LOGDIR/$1.tsv"
 	if [[ ! -s $f ]]; then
-		h_tshark_fields "$1.pcapng" -d "udp.port==$F_PORT,wg" frame.time_epoch ip.src \
-			ip.dst wg.type wg.sender wg.receiver wg.counter >"$f"
+		h_tshark_fields "$1.pcapng" -d "udp.port==$F_PORT,wg" frame.time_epoch eth.src \
+			ip.src ip.dst wg.type wg.sender wg.receiver wg.counter >"$f"
 	fi
 	cat "$f"
 }
@@ -424,11 +562,620 @@ f_capture_fields() {
 # Handshake initiations the client sent in [T0, T1] (epoch seconds).
 f_init_from_client() {
 	f_capture_fields "$1" | awk -F'\t' -v c="$F_CLIENT4" -v t0="$2" -v t1="$3" '
-		$2 == c && $4 == 1 && $1 >= t0 && $1 <= t1 { n++ } END { print n + 0 }'
+		$3 == c && $5 == 1 && $1 >= t0 && $1 <= t1 { n++ } END { print n + 0 }'
 }
 
 # (receiver, counter) pairs of gateway->client data messages seen twice.
 f_dup_pairs() {
 	f_capture_fields "$1" | awk -F'\t' -v c="$F_CLIENT4" '
-		$3 == c && $4 == 4 { print $6, $7 }' | sort | uniq -d
+		$4 == c && $5 == 4 { print $7, $8 }' | sort | uniq -d
 }
+
+f_mac() {
+	h_exec "gw$1" cat /sys/class/net/eth0/address
+}
+
+# f_data_pkts CAP DIR [MAC] [T0 [T1]]: "time receiver counter" of data messages
+# to the client (DIR=in) or from it (DIR=out), optionally only those sent by
+# the gateway with MAC, within [T0, T1].
+f_data_pkts() {
+	f_capture_fields "$1" | awk -F'\t' -v c="$F_CLIENT4" -v dir="$2" -v mac="${3:-}" \
+		-v t0="${4:-0}" -v t1="${5:-1e12}" '
+		$5 != 4 || $1 < t0 || $1 > t1 { next }
+		dir == "in" && $4 == c && (mac == "" || $2 == mac) { print $1, $7, $8 }
+		dir == "out" && $3 == c { print $1, $7, $8 }'
+}
+
+# Counter fields "epoch node incarnation count" (docs/failover.md regions).
+f_region() {
+	local c=$1
+	echo "$((c >> 48 & 0xfff)) $((c >> 40 & 0xff)) $((c >> 28 & 0xfff)) $((c & 0xfffffff))"
+}
+
+# f_regions CAP [T0 [T1]]: failover_tool.py regions over the capture; fails
+# on a counter outside its sender's regions, prints the per-node summary.
+f_regions() {
+	local macs="" i out
+	for ((i = 1; i <= F_N; i++)); do
+		macs+="${macs:+,}$(f_mac "$i")=$i"
+	done
+	f_capture_fields "$1" >/dev/null
+	out=$(f_tool regions --tsv "$H_LOGDIR/$1.tsv" --client "$F_CLIENT4" --macs "$macs" \
+		${2:+--t0 "$2"} ${3:+--t1 "$3"}) || h_fail "regions check failed"
+	echo "$out"
+	[[ $out == *"violations 0"* ]] || h_fail "counters outside the sender's regions: $out"
+}
+
+# Logs the handshake messages in [T0, T1] with their time after T0 and sender.
+f__handshake_log() {
+	local macs="" i
+	for ((i = 1; i <= F_N; i++)); do
+		macs+="$(f_mac "$i")=gw$i "
+	done
+	f_capture_fields "$1" | awk -F'\t' -v t0="$2" -v t1="$3" -v macs="$macs" '
+		BEGIN { n = split(macs, m, " "); for (i = 1; i <= n; i++) { split(m[i], kv, "="); who[kv[1]] = kv[2] } }
+		$5 >= 1 && $5 <= 3 && $1 >= t0 && $1 <= t1 {
+			w = ($2 in who) ? who[$2] : "client"
+			printf "  +%.1f ms: %s from %s (sender %s receiver %s)\n", ($1 - t0) * 1000,
+				$5 == 1 ? "initiation" : ($5 == 2 ? "response" : "cookie"), w, $6, $7
+		}' >&2
+}
+
+# f_check_takeover CAP T_KILL T_END OLD NEW: the new master's first data
+# packets to the client use the receiver index the old master used (the
+# replicated keypair, no new handshake), from a counter region of the new
+# node with epoch >= 1; the client sent no handshake initiation in
+# [T_KILL, T_END].
+f_check_takeover() {
+	local cap=$1 tk=$2 te=$3 old=$4 new=$5 before first reg inits
+	before=$(f_data_pkts "$cap" in "$(f_mac "$old")" 0 "$tk" | tail -n 1)
+	[[ -n $before ]] || h_fail "no data from gw$old to the client before the kill"
+	first=$(f_data_pkts "$cap" in "$(f_mac "$new")" "$tk" "$te" | sed -n 1p)
+	[[ -n $first ]] || h_fail "no data from gw$new to the client after the kill"
+	read -r -a before <<<"$before"
+	read -r -a first <<<"$first"
+	h_assert_eq "${first[1]}" "${before[1]}" \
+		"receiver index of gw$new's first data packet after the takeover (gw$old used it)"
+	read -r -a reg <<<"$(f_region "${first[2]}")"
+	h_assert_ge "${reg[0]}" 1 "region epoch of gw$new's first counter ${first[2]}"
+	h_assert_eq "${reg[1]}" "$new" "region node of gw$new's first counter ${first[2]}"
+	f__handshake_log "$cap" "$tk" "$te"
+	inits=$(f_init_from_client "$cap" "$tk" "$te")
+	h_assert_eq "$inits" 0 "handshake initiations from the client during the failover"
+	h_log "takeover gw$old -> gw$new: receiver ${first[1]} kept; gw$old's last counter" \
+		"${before[2]}, gw$new's first ${first[2]} (epoch ${reg[0]} node ${reg[1]}" \
+		"incarnation ${reg[2]}); no initiation from the client"
+}
+
+# ---------------------------------------------------------------- faults
+
+# f_sync_cut I / f_sync_heal I: node I loses its sync link (gwcluster:
+# nftables in its namespace drops every TCP packet to or from the sync ports,
+# both ways; gwdrelay: the stand-in relay is stopped, which cuts every link).
+f_sync_cut() {
+	if [[ ${F_IMPL:-} == gwdrelay ]]; then
+		kill -STOP "$(h_pid relay)"
+	else
+		local p1=$F_SYNC_PORT p2=$((F_SYNC_PORT + 1))
+		h_exec "gw$1" nft -f - <<EOF2 || h_fail "nft sync cut on gw$1"
+table inet fo_sync {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport { $p1, $p2 } drop
+		tcp sport { $p1, $p2 } drop
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport { $p1, $p2 } drop
+		tcp sport { $p1, $p2 } drop
+	}
+}
+EOF2
+	fi
+	h_log "gw$1: sync link cut"
+}
+
+f_sync_heal() {
+	if [[ ${F_IMPL:-} == gwdrelay ]]; then
+		kill -CONT "$(h_pid relay)"
+	else
+		h_exec "gw$1" nft delete table inet fo_sync || h_fail "nft sync heal on gw$1"
+	fi
+	h_log "gw$1: sync link healed"
+}
+
+# f_vrrp_block I / f_vrrp_heal I: node I neither hears nor sends VRRP, so it
+# and the current master both believe they are master (split brain).
+f_vrrp_block() {
+	h_exec "gw$1" nft -f - <<EOF2 || h_fail "nft VRRP block on gw$1"
+table inet fo_vrrp {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		ip protocol vrrp drop
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ip protocol vrrp drop
+	}
+}
+EOF2
+	h_log "gw$1: VRRP blocked"
+}
+
+f_vrrp_heal() {
+	h_exec "gw$1" nft delete table inet fo_vrrp || h_fail "nft VRRP heal on gw$1"
+	h_log "gw$1: VRRP unblocked"
+}
+
+# Every node in the list is MASTER.
+f__all_master() {
+	local i
+	for i in "$@"; do
+		[[ $(f_state "$i") == MASTER ]] || return 1
+	done
+}
+
+# f_lan_via I: the LAN host sends traffic for the tunnel to gateway I (a
+# permanent neighbour entry for the back VIP); without I: back to ARP.
+f_lan_via() {
+	if [[ -n ${1:-} ]]; then
+		h_exec lan ip neigh replace "$F_BVIP4" lladdr "$(h_exec "gw$1" cat \
+			/sys/class/net/eth1/address)" dev eth0 nud permanent
+	else
+		h_exec lan ip neigh del "$F_BVIP4" dev eth0 2>/dev/null || true
+	fi
+}
+
+# ---------------------------------------------------------------- scenarios
+
+# f_start IMPL N: lab, N gateways (gw1 master first), client, tunnel up, every
+# backup eligible.
+f_start() {
+	local impl=$1 n=$2 i
+	f_require "$impl"
+	f_lab "$n"
+	f_node "$impl" 1
+	f_wait_master 10 1
+	for ((i = 2; i <= n; i++)); do
+		f_node "$impl" "$i"
+	done
+	f_client_up
+	h_wait_ping client "$F_LAN4" 10
+	f_wait_eligible 30
+}
+
+# f_hitless_failover CAP PING [MAX_MS]: kill the master, wait for the new one
+# and for replies; assert the gap (< MAX_MS, default 500) and the takeover
+# (f_check_takeover) over the 3 s that follow the kill. Sets F_GAP too.
+f_hitless_failover() {
+	local cap=$1 ping=$2 max=${3:-500} te
+	f_kill_master "$ping" 10
+	te=$(awk -v t="$F_T_KILL" 'BEGIN { printf "%.6f", t + 3 }')
+	sleep "$(awk -v t="$te" -v n="$(f_now)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')"
+	F_GAP=$(f_ping_gap "$ping" "$F_T_KILL" "$te")
+	h_log "failover gw$F_OLD -> gw$F_NEW: longest ping gap $F_GAP ms"
+	h_assert_le "$F_GAP" "$max" "longest ping gap (ms) in the failover gw$F_OLD -> gw$F_NEW"
+	F_EVENTS+=("$F_T_KILL $te $F_OLD $F_NEW")
+}
+
+# Checks the takeovers recorded by f_hitless_failover (needs the capture).
+f_check_events() {
+	local e
+	for e in "${F_EVENTS[@]}"; do
+		# shellcheck disable=SC2086
+		f_check_takeover "$1" $e
+	done
+}
+
+# f_kill_scenario IMPL N: two failovers under a ping every 20 ms and one TCP
+# stream: SIGKILL of the master, restart of that node, resync, SIGKILL of the
+# new master. Every takeover hitless; no nonce reused in the whole capture.
+f_kill_scenario() {
+	local impl=$1 n=$2 bytes
+	F_EVENTS=()
+	f_start "$impl" "$n"
+	f_capture_start cap
+	f_ping_start ping
+	f_iperf_start tcp 30
+	sleep 3
+	f_hitless_failover cap ping
+	local t1=$F_T_KILL
+	h_log "restarting gw$F_OLD"
+	f_node "$impl" "$F_OLD"
+	f_wait_eligible 30
+	h_log "gw$F_OLD is back and every backup is eligible"
+	sleep 1
+	f_hitless_failover cap ping
+	f_ping_stop ping
+	bytes=$(f_iperf_check tcp "$F_T_KILL" 60)
+	f_capture_stop cap
+	f_check_events cap
+	h_assert_eq "$(f_dup_pairs cap | wc -l)" 0 \
+		"(receiver, counter) pairs the gateways sent twice to the client"
+	h_log "$n gateways: 2 hitless failovers since $(date -d "@${t1%.*}" +%T), iperf3" \
+		"received $bytes bytes, $(f_data_pkts cap in | wc -l) data packets to the client" \
+		"checked for reuse"
+}
+
+# ---------------------------------------------------------------- python helper
+# f_tool ARGS...: $H_LOGDIR/failover_tool.py (standard library only).
+F_TOOL="$H_LOGDIR/failover_tool.py"
+
+f_tool() {
+	python3 "$F_TOOL" "$@"
+}
+
+cat >"$F_TOOL" <<'PY'
+"""failover_tool.py - helpers of tests/integration/lib/failover.sh.
+
+  stats --sock PATH [--peer]  gwd's stats=1 answer as KEY=VALUE lines: the
+                              device block, or (--peer) the first peer's
+  send --src A --sport P --dst A --dport P --hex HEX
+                              one UDP datagram with payload HEX from A:P (a
+                              raw socket: P may be in use by another program)
+  watch --sock PATH[,PATH...] --keys K[,K...] --seconds S --out FILE
+                              poll stats=1 of each socket every --interval s
+                              (default 0.001) and write "EPOCH SOCKINDEX KEY
+                              VALUE" whenever a watched device counter changes
+  relay --sock PATH[,PATH...]  a stand-in for syncd's session relay, to tell
+                              gwd problems from syncd ones: subscribe to every
+                              gwd's session socket (hello) and pass each export
+                              to all the others as an import, until killed
+  role --sock PATH --action claim_all|release_all|dump
+                              one RoleCommand (or a dump request) on gwd's
+                              session socket; prints the result's error
+  regions --tsv FILE --client IP --macs MAC=ID,... [--t0 T --t1 T]
+                              check that every gateway->client counter above
+                              epoch 0 lies in the sending node's region
+  fifo-role --fifo PATH --sock PATH
+                              read keepalived's notify_fifo; MASTER: claim_all,
+                              BACKUP/FAULT/STOP: release_all (stand-in for
+                              the ha-hooks notify handler)
+"""
+import argparse
+import ctypes
+import socket
+import struct
+import sys
+import time
+
+
+def uapi(path, req):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(2)
+    c.connect(path)
+    c.sendall(req.encode() + b"\n\n")
+    buf = b""
+    while not buf.endswith(b"\n\n"):
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        buf += d
+    c.close()
+    return buf.decode()
+
+
+def device_block(text, peer=False):
+    out, in_peer, seen_peer = {}, False, False
+    for line in text.splitlines():
+        if "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        if k == "public_key":
+            if seen_peer:
+                break
+            in_peer = seen_peer = True
+            if not peer:
+                break
+        if in_peer == peer:
+            out[k] = v
+    return out
+
+
+def cmd_stats(a):
+    for k, v in device_block(uapi(a.sock, "stats=1"), a.peer).items():
+        print("%s=%s" % (k, v))
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def cmd_send(a):
+    payload = bytes.fromhex(a.hex)
+    src, dst = socket.inet_aton(a.src), socket.inet_aton(a.dst)
+    ulen = 8 + len(payload)
+    udp = struct.pack("!HHHH", a.sport, a.dport, ulen, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_UDP, ulen)
+    ck = csum(pseudo + udp + payload) or 0xFFFF
+    udp = struct.pack("!HHHH", a.sport, a.dport, ulen, ck)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0x4000, 64,
+                     socket.IPPROTO_UDP, 0, src, dst)
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.sendto(ip + udp + payload, (a.dst, 0))
+    print("sent %d bytes at %.6f" % (len(payload), time.time()))
+
+
+def cmd_watch(a):
+    socks = a.sock.split(",")
+    keys = a.keys.split(",")
+    last = [dict() for _ in socks]
+    end = time.time() + a.seconds
+    with open(a.out, "w") as out:
+        while time.time() < end:
+            for i, p in enumerate(socks):
+                try:
+                    d = device_block(uapi(p, "stats=1"))
+                except OSError:
+                    continue
+                t = time.time()
+                for k in keys:
+                    v = d.get(k)
+                    if v is not None and last[i].get(k) != v:
+                        out.write("%.6f %d %s %s\n" % (t, i, k, v))
+                        last[i][k] = v
+            out.flush()
+            time.sleep(a.interval)
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def read_varint(buf, i):
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def fields(buf):
+    out, i = {}, 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        tag, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(buf, i)
+        elif wt == 2:
+            ln, i = read_varint(buf, i)
+            v, i = bytes(buf[i:i + ln]), i + ln
+        elif wt == 1:
+            v, i = buf[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.setdefault(tag, []).append(v)
+    return out
+
+
+def local_msg(tag, value, msg_id=None):
+    m = varint(1 << 3) + varint(1)
+    if msg_id is not None:
+        m += varint(2 << 3) + varint(msg_id)
+    if isinstance(value, int):
+        return m + varint(tag << 3) + varint(value)
+    return m + varint(tag << 3 | 2) + varint(len(value)) + value
+
+
+class Zmq:
+    DEALER, LINGER, RCVTIMEO, DONTWAIT = 5, 17, 27, 1
+
+    def __init__(self, bufsize=1 << 20):
+        z = ctypes.CDLL("libzmq.so.5", use_errno=True)
+        z.zmq_ctx_new.restype = ctypes.c_void_p
+        z.zmq_socket.restype = ctypes.c_void_p
+        z.zmq_socket.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        z.zmq_setsockopt.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                     ctypes.c_size_t]
+        z.zmq_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        z.zmq_send.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        z.zmq_recv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        self.z = z
+        self.ctx = z.zmq_ctx_new()
+        self.buf = ctypes.create_string_buffer(bufsize)
+
+    def dealer(self, path):
+        s = self.z.zmq_socket(self.ctx, self.DEALER)
+        x = ctypes.c_int(0)
+        self.z.zmq_setsockopt(s, self.LINGER, ctypes.byref(x), ctypes.sizeof(x))
+        if self.z.zmq_connect(s, ("ipc://" + path).encode()):
+            raise OSError(ctypes.get_errno(), "zmq_connect " + path)
+        return s
+
+    def send(self, s, data):
+        if self.z.zmq_send(s, data, len(data), 0) < 0:
+            raise OSError(ctypes.get_errno(), "zmq_send")
+
+    def recv(self, s, block_ms=None):
+        if block_ms is not None:
+            x = ctypes.c_int(block_ms)
+            self.z.zmq_setsockopt(s, self.RCVTIMEO, ctypes.byref(x), ctypes.sizeof(x))
+            n = self.z.zmq_recv(s, self.buf, len(self.buf), 0)
+        else:
+            n = self.z.zmq_recv(s, self.buf, len(self.buf), self.DONTWAIT)
+        return None if n < 0 else self.buf.raw[:n]
+
+
+def cmd_relay(a):
+    z = Zmq(64 << 20)
+    paths = a.sock.split(",")
+    socks = [z.dealer(p) for p in paths]
+    heard = [0.0] * len(socks)
+    boots = [None] * len(socks)
+    print("relay: subscribing to %s" % ", ".join(paths), flush=True)
+    while True:
+        idle = True
+        now = time.monotonic()
+        for i, s in enumerate(socks):
+            # A restarted gwd needs a new hello; a quiet one gets it again
+            # after 2 s (it answers with a snapshot).
+            if now - heard[i] > 2:
+                z.send(s, local_msg(10, 1))
+                heard[i] = now
+            m = z.recv(s)
+            if m is None:
+                continue
+            heard[i] = now
+            idle = False
+            f = fields(m)
+            if 12 in f:
+                for j, o in enumerate(socks):
+                    if j != i:
+                        z.send(o, local_msg(14, f[12][0]))
+            elif 11 in f:
+                h = fields(f[11][0])
+                if boots[i] != h[3][0]:
+                    # A new gwd: the others' whole state, as syncd's snapshot.
+                    boots[i] = h[3][0]
+                    print("relay: %s: node %d boot %d" % (paths[i], h[1][0], h[3][0]), flush=True)
+                    for j, o in enumerate(socks):
+                        if j != i:
+                            z.send(o, local_msg(16, 1))
+            elif 13 in f and a.verbose:
+                print("relay: %s: snapshot of %d peers" % (paths[i], f[13][0]), flush=True)
+        if idle:
+            time.sleep(0.0005)
+
+
+def role(z, s, action, msg_id):
+    z.send(s, local_msg(15, varint(1 << 3) + varint(action), msg_id=msg_id))
+    m = z.recv(s, 3000)
+    if m is None:
+        return "no answer"
+    r = fields(fields(m).get(17, [b""])[0])
+    err = r.get(1, [0])[0]
+    return err - (1 << 64) if err >= 1 << 63 else err
+
+
+def cmd_role(a):
+    z = Zmq()
+    s = z.dealer(a.sock)
+    if a.action == "dump":
+        z.send(s, local_msg(16, 1, msg_id=7))
+        m = z.recv(s, 3000)
+        err = "no answer" if m is None else fields(fields(m).get(17, [b""])[0]).get(1, [0])[0]
+    else:
+        err = role(z, s, {"claim_all": 1, "release_all": 2}[a.action], 7)
+    print(err)
+    return 0 if err == 0 else 1
+
+
+def cmd_fifo_role(a):
+    """keepalived's notify_fifo, in order: MASTER claims all, BACKUP, FAULT
+    and STOP release all, through one long-lived DEALER (no start-up
+    latency)."""
+    z = Zmq()
+    s = z.dealer(a.sock)
+    n = 0
+    while True:
+        with open(a.fifo) as f:
+            for line in f:
+                w = line.split()
+                if len(w) < 3 or w[0] != "INSTANCE":
+                    continue
+                # keepalived also reports events such as MASTER_RX_LOWER_PRI
+                # (a master heard a lower priority): not a state change.
+                if w[2] not in ("MASTER", "BACKUP", "FAULT", "STOP"):
+                    print("%.6f %s ignored" % (time.time(), w[2]), flush=True)
+                    continue
+                n += 1
+                t0 = time.time()
+                action = 1 if w[2] == "MASTER" else 2
+                err = role(z, s, action, n)
+                print("%.6f %s -> %s: %s (%.1f ms)" % (t0, w[2], "claim_all" if action == 1
+                      else "release_all", err, (time.time() - t0) * 1000), flush=True)
+
+
+def cmd_regions(a):
+    """Gateway->client data packets of a f_capture_fields TSV: every counter
+    above epoch 0 must lie in a region of the node that sent it (by MAC).
+    Prints per node: packets, epoch-0 packets, regions used; then
+    'violations N' and the first few."""
+    macs = dict(kv.split("=") for kv in a.macs.split(","))
+    per, bad = {}, []
+    t0, t1 = a.t0, a.t1
+    for line in open(a.tsv):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 8 or f[4] != "4" or f[3] != a.client or not f[7]:
+            continue
+        t = float(f[0])
+        if t < t0 or t > t1:
+            continue
+        node = macs.get(f[1], "?")
+        c = int(f[7])
+        epoch, cnode, inc = c >> 48 & 0xFFF, c >> 40 & 0xFF, c >> 28 & 0xFFF
+        st = per.setdefault(node, [0, 0, set()])
+        st[0] += 1
+        if epoch == 0:
+            st[1] += 1
+            continue
+        st[2].add((f[6], epoch, cnode, inc))
+        if str(cnode) != node:
+            bad.append("%s gw%s sent %s counter %d (epoch %d node %d inc %d)" %
+                       (f[0], node, f[6], c, epoch, cnode, inc))
+    for node in sorted(per):
+        n, e0, regs = per[node]
+        print("gw%s packets %d epoch0 %d regions %s" % (node, n, e0, " ".join(
+            "%s:(%d,%d,%d)" % r for r in sorted(regs)) or "-"))
+    print("violations %d" % len(bad))
+    for b in bad[:5]:
+        print("  " + b)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("stats")
+    s.add_argument("--sock", required=True)
+    s.add_argument("--peer", action="store_true")
+    s = sub.add_parser("send")
+    for o in ("--src", "--dst", "--hex"):
+        s.add_argument(o, required=True)
+    s.add_argument("--sport", type=int, required=True)
+    s.add_argument("--dport", type=int, required=True)
+    s = sub.add_parser("watch")
+    for o in ("--sock", "--keys", "--out"):
+        s.add_argument(o, required=True)
+    s.add_argument("--seconds", type=float, required=True)
+    s.add_argument("--interval", type=float, default=0.001)
+    s = sub.add_parser("regions")
+    for o in ("--tsv", "--client", "--macs"):
+        s.add_argument(o, required=True)
+    s.add_argument("--t0", type=float, default=0)
+    s.add_argument("--t1", type=float, default=1e12)
+    s = sub.add_parser("fifo-role")
+    s.add_argument("--fifo", required=True)
+    s.add_argument("--sock", required=True)
+    s = sub.add_parser("relay")
+    s.add_argument("--sock", required=True)
+    s.add_argument("--verbose", action="store_true")
+    s = sub.add_parser("role")
+    s.add_argument("--sock", required=True)
+    s.add_argument("--action", required=True, choices=["claim_all", "release_all", "dump"])
+    a = p.parse_args()
+    return {"stats": cmd_stats, "send": cmd_send, "watch": cmd_watch, "relay": cmd_relay,
+            "role": cmd_role, "fifo-role": cmd_fifo_role,
+            "regions": cmd_regions}[a.cmd](a) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+PY
