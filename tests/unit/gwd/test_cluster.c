@@ -1372,3 +1372,37 @@ Test(stats, cluster_lines_only_in_a_cluster)
 	free(sb);
 	free(sc);
 }
+
+/* --- Enabling
+ * --------------------------------------------------------------------------------------- */
+
+TestSuite(enable, .init = setup, .fini = teardown);
+
+Test(enable, indexes_cookies_and_refusals)
+{
+	uint8_t secret[GW_HASH_LEN];
+	struct gwd_cluster_config cc = {.node_id = 9, .boot = 1, .cookie_secret = secret};
+	int c = add_client(), a;
+	uint32_t idx;
+
+	memset(secret, 0x5a, sizeof(secret));
+	/* A device with peers cannot become a cluster node; node id 0 is no node. */
+	cr_assert_eq(gwd_cluster_enable(nodes[c].dev, &cc), -EBUSY);
+	cc.node_id = 0;
+	a = nnodes++;
+	new_device(a);
+	cr_assert_eq(gwd_cluster_enable(nodes[a].dev, &cc), -EINVAL);
+	cc.node_id = 9;
+	cr_assert_eq(gwd_cluster_enable(nodes[a].dev, &cc), 0);
+	cr_assert_eq(gwd_cluster_enable(nodes[a].dev, &cc), -EBUSY);
+	cr_assert(nodes[a].dev->cookie.cluster);
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(gwd_index_alloc(&nodes[a].dev->index, GWD_INDEX_HANDSHAKE, NULL, &idx),
+			     0);
+		cr_assert_eq(idx >> 24, 9);
+		gwd_index_free(&nodes[a].dev->index, idx);
+	}
+	/* The standalone device is untouched. */
+	cr_assert_null(nodes[c].dev->cluster);
+	cr_assert_not(nodes[c].dev->cookie.cluster);
+}
