@@ -37,6 +37,8 @@ enum cluster_key {
 	CK_LOG_RETAIN,
 	CK_LOG_LEVEL,
 	CK_BIND_ADDRESS,
+	CK_SESSION_SOCKET,
+	CK_SYNCED_FILE,
 	CK_COUNT,
 };
 
@@ -230,6 +232,21 @@ static int key_bind_address(struct parse *p, const char *v)
 	return copy_str(p, p->cfg->bind_host, sizeof(p->cfg->bind_host), v);
 }
 
+/* "off" turns the session relay off (a gwd without --node-id has no socket). */
+static int key_session_socket(struct parse *p, const char *v)
+{
+	if (!strcasecmp(v, "off")) {
+		p->cfg->session_socket[0] = '\0';
+		return 0;
+	}
+	return copy_abs_path(p, p->cfg->session_socket, sizeof(p->cfg->session_socket), v);
+}
+
+static int key_synced_file(struct parse *p, const char *v)
+{
+	return copy_abs_path(p, p->cfg->synced_file, sizeof(p->cfg->synced_file), v);
+}
+
 static const struct key_def cluster_keys[CK_COUNT] = {
     [CK_NAME] = {"Name", key_name},
     [CK_NODE_ID] = {"NodeId", key_node_id},
@@ -243,6 +260,8 @@ static const struct key_def cluster_keys[CK_COUNT] = {
     [CK_LOG_RETAIN] = {"LogRetain", key_log_retain},
     [CK_LOG_LEVEL] = {"LogLevel", key_log_level},
     [CK_BIND_ADDRESS] = {"BindAddress", key_bind_address},
+    [CK_SESSION_SOCKET] = {"SessionSocket", key_session_socket},
+    [CK_SYNCED_FILE] = {"SyncedFile", key_synced_file},
 };
 
 static struct syncd_member *cur_member(struct parse *p)
@@ -492,6 +511,9 @@ static int check_cluster(struct parse *p, const char *path, char *err, size_t er
 	if (!c->control_socket[0])
 		snprintf(c->control_socket, sizeof(c->control_socket), "%s/%s.ctl",
 			 SYNCD_DEFAULT_CTL_DIR, c->ifname);
+	if (!p->cluster_key[CK_SESSION_SOCKET])
+		snprintf(c->session_socket, sizeof(c->session_socket), "%s/%s.sessions",
+			 SYNCD_DEFAULT_SESSION_DIR, c->ifname);
 	return 0;
 }
 

@@ -41,6 +41,8 @@ enum {
 #define SYNCD_DEFAULT_CONFIG	"/etc/gwcluster/cluster.conf"
 #define SYNCD_DEFAULT_STATE_DIR "/var/lib/gwcluster" /* + "/IFNAME" */
 #define SYNCD_DEFAULT_CTL_DIR	"/run/gwcluster"     /* + "/IFNAME.ctl" */
+/* + "/IFNAME.sessions": where gwd binds its session socket by default. */
+#define SYNCD_DEFAULT_SESSION_DIR "/run/gwcluster"
 
 struct syncd_config {
 	char cluster[SYNCD_CLUSTER_NAME_MAX + 1];
@@ -50,6 +52,10 @@ struct syncd_config {
 	char state_dir[SYNCD_DIR_PATH_MAX + 1];
 	char control_socket[SYNCD_CTL_PATH_MAX + 1];
 	char secret_key_file[SYNCD_DIR_PATH_MAX + 1];
+	/* gwd's session socket; empty: SessionSocket = off, no session relay. */
+	char session_socket[SYNCD_CTL_PATH_MAX + 1];
+	/* keepalived's track_file (relay.h: enum syncd_ready); empty: none. */
+	char synced_file[SYNCD_DIR_PATH_MAX + 1];
 	/* SYNCD_CURVE_KEY_LEN bytes in gw_secret_alloc() memory, wiped on free. */
 	uint8_t *curve_secret;
 	char bind_host[64]; /* empty: bind on this member's own address */

@@ -235,6 +235,54 @@ static void do_status(const struct syncd_control_ctx *ctx, struct reply *rp)
 	rp->r.status = &rp->st;
 }
 
+/* CLAIM and RELEASE name configured peers only: gwd knows no others. */
+static int role_keys_known(const struct syncd_control_ctx *ctx, struct reply *rp,
+			   const Gwcluster__RoleRequest *q)
+{
+	char text[GW_KEY_B64_LEN + 1];
+
+	for (size_t i = 0; i < q->n_public_keys; i++) {
+		Gwcluster__Record *rec = NULL;
+		int rc;
+
+		if (q->public_keys[i].len != GW_KEY_LEN) {
+			set_error(rp, -EINVAL, "public key %zu: must be 32 bytes", i + 1);
+			return -EINVAL;
+		}
+		rc = syncd_replica_peer(ctx->replica, q->public_keys[i].data, &rec);
+		if (rec)
+			gwcluster__record__free_unpacked(rec, NULL);
+		if (rc) {
+			key_text(text, &q->public_keys[i]);
+			set_error(rp, rc,
+				  rc == -ENOENT ? "no peer %s" : "cannot read the store (%s)",
+				  rc == -ENOENT ? text : strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void do_role(const struct syncd_control_ctx *ctx, struct reply *rp,
+		    const Gwcluster__RoleRequest *q)
+{
+	const Gwcluster__SessionSummary *sum = NULL;
+	int rc;
+
+	if (!ctx->role) {
+		set_error(rp, -EOPNOTSUPP, "the session relay is off (SessionSocket = off)");
+		return;
+	}
+	if ((q->action == GWCLUSTER__ROLE_REQUEST__ACTION__CLAIM ||
+	     q->action == GWCLUSTER__ROLE_REQUEST__ACTION__RELEASE) &&
+	    role_keys_known(ctx, rp, q))
+		return;
+	rc = ctx->role(ctx->arg, q, &sum, rp->msg, sizeof(rp->msg));
+	rp->r.error = rc;
+	rp->r.message = rp->msg[0] ? rp->msg : NULL;
+	rp->r.role = (Gwcluster__SessionSummary *)sum;
+}
+
 static int cmp_key(const uint8_t *a, const uint8_t *b)
 {
 	return memcmp(a, b, GW_KEY_LEN);
@@ -410,6 +458,9 @@ static void dispatch(const struct syncd_control_ctx *ctx, struct reply *rp,
 		break;
 	case GWCLUSTER__CTL_REQUEST__OP_APPLY:
 		do_apply(ctx, rp, q->apply);
+		break;
+	case GWCLUSTER__CTL_REQUEST__OP_ROLE:
+		do_role(ctx, rp, q->role);
 		break;
 	default:
 		set_error(rp, -EINVAL, "request without an operation");

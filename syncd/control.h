@@ -12,7 +12,9 @@
  * of syncd at any later moment; errors are -errno with a message:
  *   -EINVAL   a bad field (the message names it), or a duplicate in apply
  *   -ENOENT   peer_remove/peer_show of a peer that does not exist
- *   -EAGAIN   this node has not caught up with the cluster yet (retry)
+ *   -EAGAIN   this node has not caught up with the cluster yet (retry), or
+ *             (role master/claim) it is not ready for sessions yet
+ *   -ENOTCONN (role) gwd is not subscribed; a role is remembered anyway
  *   -EPROTONOSUPPORT  an unknown CtlRequest.version
  *   -EBADMSG  the frame is not a CtlRequest (or has several frames)
  *   other     the store failed (nothing was committed)
@@ -34,6 +36,14 @@ struct syncd_control_ctx {
 	/* Fills gwd_connected and rejected_messages of a status; may be NULL. */
 	void (*status_extra)(void *arg, Gwcluster__ClusterStatus *st);
 	void *arg;
+	/*
+	 * RoleRequest (relay.h: syncd_relay_role); NULL: refused with
+	 * -EOPNOTSUPP. CLAIM and RELEASE of a peer the replica does not have
+	 * are refused with -ENOENT before it is called. *summary must stay
+	 * valid until the answer is packed.
+	 */
+	int (*role)(void *arg, const Gwcluster__RoleRequest *req,
+		    const Gwcluster__SessionSummary **summary, char *msg, size_t msglen);
 };
 
 /*

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * syncd: replicates the cluster's WireGuard configuration between nodes and
- * applies it to the local gwd. Wiring only: config, store, replica,
- * transport and control server on one gw_loop, plus the timers that drive
- * heartbeats and reconcile gwd.
+ * applies it to the local gwd, and relays gwd's sessions between nodes.
+ * Wiring only: config, store, replica, transport, session relay and control
+ * server on one gw_loop, plus the timers that drive heartbeats, reconcile
+ * gwd and read its session figures.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include "gw/crypto.h"
 #include "gw/log.h"
 #include "gw/loop.h"
+#include "relay.h"
 #include "replica.h"
 #include "store.h"
 #include "transport.h"
@@ -29,6 +31,9 @@ enum {
 	APPLY_PERIOD_MS = 1000, /* reconcile anyway (gwd may have restarted) */
 	APPLY_COST_FACTOR = 10, /* ... but spend at most a tenth of the time on it */
 	APPLY_PERIOD_MAX_MS = 30000,
+	STATS_PERIOD_MS = 1000,	     /* gwd's stats=1 for the session figures ... */
+	STATS_COST_FACTOR = 20,	     /* ... at most a twentieth of the time ... */
+	STATS_PERIOD_MAX_MS = 30000, /* ... and at least this often */
 };
 
 static const char usage_text[] =
@@ -42,8 +47,10 @@ static const char usage_text[] =
     "DESCRIPTION\n"
     "    Replicates the cluster's peer configuration with the other members listed\n"
     "    in FILE (default " SYNCD_DEFAULT_CONFIG "), keeps it in SQLite under\n"
-    "    StateDir, applies it to the local gwd over its UAPI socket, and serves\n"
-    "    gwctl on ControlSocket. See docs/config.md and docs/sync-protocol.md.\n"
+    "    StateDir, applies it to the local gwd over its UAPI socket, relays gwd's\n"
+    "    sessions between the members through SessionSocket (never to disk), and\n"
+    "    serves gwctl on ControlSocket. See docs/config.md, docs/sync-protocol.md\n"
+    "    and docs/failover.md.\n"
     "\n"
     "    A configuration error is printed as FILE:LINE: message and nothing starts.\n"
     "    Without -f, syncd detaches once its sockets and state are ready and exits\n"
@@ -69,7 +76,10 @@ struct daemon {
 	struct syncd_replica *replica;
 	struct syncd_transport *transport;
 	struct syncd_control *control;
-	struct gw_timer tick, apply;
+	struct syncd_relay *relay; /* NULL: SessionSocket = off */
+	struct syncd_relay_link *link;
+	struct gw_timer tick, apply, relay_kick, stats;
+	uint64_t stats_period_ns;
 	/* The desired peer set, rebuilt from the store after a change. */
 	bool dirty;
 	Gwcluster__Record **peers;
@@ -166,6 +176,8 @@ static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
 {
 	struct daemon *d = arg;
 
+	if (d->relay && syncd_relay_receive(d->relay, from, ch, env))
+		return;
 	syncd_replica_receive(d->replica, from, ch, env);
 }
 
@@ -174,6 +186,10 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	struct daemon *d = arg;
 
 	syncd_replica_tick(d->replica);
+	if (d->relay) {
+		syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
+		syncd_relay_tick(d->relay);
+	}
 	gw_timer_arm_in(loop, t, d->cfg->heartbeat_ms * GW_NSEC_PER_MSEC);
 }
 
@@ -259,6 +275,8 @@ static void on_apply(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	rc = syncd_apply(d->cfg->ifname, d->desired, d->n_peers, d->iface ? d->iface->iface : NULL,
 			 &res);
 	report_apply(d, rc, &res);
+	if (!rc && d->relay)
+		syncd_relay_config_applied(d->relay, res.added > 0);
 	cost = gw_clock_mono_ns(gw_loop_clock(loop)) - start;
 	d->apply_period_ns = APPLY_COST_FACTOR * cost;
 	if (d->apply_period_ns < APPLY_PERIOD_MS * GW_NSEC_PER_MSEC)
@@ -267,6 +285,144 @@ static void on_apply(struct gw_loop *loop, struct gw_timer *t, void *arg)
 		d->apply_period_ns = APPLY_PERIOD_MAX_MS * GW_NSEC_PER_MSEC;
 rearm:
 	gw_timer_arm_in(loop, t, d->dirty ? APPLY_SOON_MS * GW_NSEC_PER_MSEC : d->apply_period_ns);
+}
+
+/* ------------------------------------------------------------------------
+ * Session relay
+ */
+
+static int relay_to_gwd(void *arg, uint8_t *buf, size_t len)
+{
+	struct daemon *d = arg;
+
+	if (!d->link) {
+		gw_wipe(buf, len);
+		free(buf);
+		return -ENOTCONN;
+	}
+	return syncd_relay_link_send(d->link, buf, len);
+}
+
+static void relay_kick(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!gw_timer_pending(&d->relay_kick))
+		gw_timer_arm_in(d->loop, &d->relay_kick, 0);
+}
+
+static void on_relay_kick(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)loop;
+	(void)t;
+	syncd_relay_flush(d->relay);
+}
+
+/* gwd subscribed anew (perhaps restarted): configure it now, then its figures. */
+static void relay_gwd_hello(void *arg)
+{
+	struct daemon *d = arg;
+
+	schedule_apply(d, 0);
+	gw_timer_arm_in(d->loop, &d->stats, 0);
+}
+
+static void write_synced_file(struct daemon *d, enum syncd_ready value)
+{
+	int rc;
+
+	if (!d->cfg->synced_file[0])
+		return;
+	rc = syncd_synced_file_write(d->cfg->synced_file, value);
+	if (rc)
+		gw_warn("syncd: cannot write %s: %s", d->cfg->synced_file, strerror(-rc));
+}
+
+static void relay_ready_changed(void *arg, enum syncd_ready value)
+{
+	struct daemon *d = arg;
+	const char *why;
+
+	syncd_relay_ready(d->relay, &why);
+	if (value)
+		gw_info("syncd: not ready for master (%u): %s", value, why);
+	else
+		gw_info("syncd: ready for master");
+	write_synced_file(d, value);
+}
+
+/* gwd's stats=1, as often as it is cheap: the session figures of gwctl status. */
+static void on_stats(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	static struct gw_ratelimit rl = GW_RATELIMIT_INIT(60 * GW_NSEC_PER_SEC, 2);
+	struct daemon *d = arg;
+	uint64_t start = gw_clock_mono_ns(gw_loop_clock(loop)), cost;
+	struct syncd_gwd_stats st;
+	int rc;
+
+	if (syncd_relay_gwd_subscribed(d->relay)) {
+		rc = syncd_gwd_stats_query(d->cfg->ifname, &st);
+		if (!rc)
+			syncd_relay_gwd_stats(d->relay, &st);
+		else
+			gw_log_rl(&rl, GW_LOG_WARN, "syncd: gwd's stats on %s: %s", d->cfg->ifname,
+				  strerror(-rc));
+		cost = gw_clock_mono_ns(gw_loop_clock(loop)) - start;
+		d->stats_period_ns = STATS_COST_FACTOR * cost;
+	}
+	if (d->stats_period_ns < STATS_PERIOD_MS * GW_NSEC_PER_MSEC)
+		d->stats_period_ns = STATS_PERIOD_MS * GW_NSEC_PER_MSEC;
+	if (d->stats_period_ns > STATS_PERIOD_MAX_MS * GW_NSEC_PER_MSEC)
+		d->stats_period_ns = STATS_PERIOD_MAX_MS * GW_NSEC_PER_MSEC;
+	gw_timer_arm_in(loop, t, d->stats_period_ns);
+}
+
+static int control_role(void *arg, const Gwcluster__RoleRequest *req,
+			const Gwcluster__SessionSummary **summary, char *msg, size_t msglen)
+{
+	struct daemon *d = arg;
+
+	syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
+	return syncd_relay_role(d->relay, req, summary, msg, msglen);
+}
+
+static int open_relay(struct daemon *d)
+{
+	const struct syncd_config *c = d->cfg;
+	uint8_t ids[SYNCD_MAX_MEMBERS];
+	struct syncd_relay_io io = {
+	    .to_gwd = relay_to_gwd,
+	    .publish = io_publish,
+	    .request = io_request,
+	    .kick = relay_kick,
+	    .gwd_hello = relay_gwd_hello,
+	    .ready_changed = relay_ready_changed,
+	    .arg = d,
+	};
+	struct syncd_relay_config rc = {
+	    .node_id = c->node_id,
+	    .members = ids,
+	    .n_members = c->n_members,
+	    .anycast = c->mode == SYNCD_MODE_ANYCAST,
+	    .dead_ms = c->peer_dead_ms,
+	};
+	int err;
+
+	for (unsigned i = 0; i < c->n_members; i++)
+		ids[i] = c->members[i].node_id;
+	gw_timer_init(&d->relay_kick, on_relay_kick, d);
+	gw_timer_init(&d->stats, on_stats, d);
+	err = syncd_relay_new(&d->relay, &rc, gw_loop_clock(d->loop), &io);
+	if (err)
+		return err;
+	write_synced_file(d, syncd_relay_ready(d->relay, NULL));
+	err = syncd_relay_link_open(&d->link, c->session_socket, d->loop, d->relay);
+	if (err)
+		gw_err("syncd: cannot connect to gwd's session socket %s: %s", c->session_socket,
+		       strerror(-err));
+	return err ? err : gw_timer_arm_in(d->loop, &d->stats, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -284,6 +440,11 @@ static void status_extra(void *arg, Gwcluster__ClusterStatus *st)
 	st->rejected_messages = ts->rejected_malformed + ts->rejected_version +
 				ts->rejected_cluster + ts->rejected_origin + ts->rejected_oversize +
 				ts->zap_denied + syncd_replica_stats(d->replica)->rejected;
+	if (d->relay) {
+		st->rejected_messages += syncd_relay_stats(d->relay)->rejected;
+		syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
+		syncd_relay_status(d->relay, st);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -339,7 +500,7 @@ static void on_signal(struct gw_loop *loop, int fd, uint32_t signo, void *arg)
 
 static int start(struct daemon *d)
 {
-	struct syncd_control_ctx ctx = {NULL, d->cfg, status_extra, d};
+	struct syncd_control_ctx ctx = {NULL, d->cfg, status_extra, d, NULL};
 	const struct syncd_member *self = &d->cfg->members[d->cfg->self];
 	int rc;
 
@@ -365,6 +526,12 @@ static int start(struct daemon *d)
 		       self->port + 1, strerror(-rc));
 		return rc;
 	}
+	if (d->cfg->session_socket[0]) {
+		rc = open_relay(d);
+		if (rc)
+			return rc;
+		ctx.role = control_role;
+	}
 	ctx.replica = d->replica;
 	rc = syncd_control_open(&d->control, d->cfg->control_socket, d->loop, &ctx);
 	if (rc) {
@@ -385,8 +552,17 @@ static void stop(struct daemon *d)
 	if (d->loop) {
 		gw_timer_cancel(d->loop, &d->tick);
 		gw_timer_cancel(d->loop, &d->apply);
+		if (d->relay) {
+			gw_timer_cancel(d->loop, &d->relay_kick);
+			gw_timer_cancel(d->loop, &d->stats);
+		}
 	}
 	syncd_control_close(d->control);
+	syncd_relay_link_close(d->link);
+	if (d->relay) {
+		write_synced_file(d, SYNCD_READY_STOPPED);
+		syncd_relay_free(d->relay);
+	}
 	if (d->transport)
 		syncd_transport_close(d->transport);
 	drop_cache(d);
@@ -485,9 +661,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	notify_parent(notify, 0, level);
-	gw_info("syncd %s: node %u of cluster %s (%s mode, %u members), interface %s, control %s",
+	gw_info("syncd %s: node %u of cluster %s (%s mode, %u members), interface %s, control %s, "
+		"sessions %s",
 		GW_VERSION, d.cfg->node_id, d.cfg->cluster, syncd_mode_name(d.cfg->mode),
-		d.cfg->n_members, d.cfg->ifname, d.cfg->control_socket);
+		d.cfg->n_members, d.cfg->ifname, d.cfg->control_socket,
+		d.cfg->session_socket[0] ? d.cfg->session_socket : "off");
 	rc = gw_loop_run(d.loop);
 	if (rc)
 		gw_err("syncd: event loop failed: %s", strerror(-rc));

@@ -107,7 +107,7 @@ static const struct syncd_control_ctx *ctx(void)
 {
 	static struct syncd_control_ctx c;
 
-	c = (struct syncd_control_ctx){rep, cfg, status_extra, NULL};
+	c = (struct syncd_control_ctx){rep, cfg, status_extra, NULL, NULL};
 	return &c;
 }
 
