@@ -291,11 +291,13 @@ f_session_sock() {
 
 # gwd with node I's cluster flags, as node I's interface.
 f_gwd_up() {
-	local i=$1 d
+	local i=$1 d extra
 	d=$(f_dir "$i")
+	read -r -a extra <<<"${F_GWD_ARGS:-}"
 	h_wg_up "gw$i" "${F_IFS[i]}" env GWD_LOG_LEVEL="${F_GWD_LOG_LEVEL:-info}" \
 		"$H_BUILD_DIR/bin/gwd" --node-id "$i" --state-dir "$d/gwd" \
-		--cluster-secret-file "$(f_secret_file)" --session-socket "$(f_session_sock "$i")"
+		--cluster-secret-file "$(f_secret_file)" --session-socket "$(f_session_sock "$i")" \
+		"${extra[@]}"
 	F_NODE_PROCS[i]+=" ${F_IFS[i]}"
 }
 
@@ -500,13 +502,26 @@ f_iperf_start() {
 		-i 0.5 -J --logfile "$H_LOGDIR/$name.json"
 }
 
+# True once spawned NAME exited, false after SECS (integer) seconds.
+f__wait_gone() {
+	local end=$((SECONDS + $2))
+	while h_alive "$1"; do
+		((SECONDS < end)) || return 1
+		sleep 0.2
+	done
+}
+
 # f_iperf_result NAME FROM [SECS]: waits (bounded) for the stream to end;
 # prints "ok BYTES AFTER" (bytes received in all, and in the intervals that
 # ended more than a second after epoch time FROM) or "failed REASON".
 f_iperf_result() {
 	local name=$1 from=$2 secs=${3:-60} pid rc=0 j="$H_LOGDIR/$1.json" t0 after err
 	pid=$(h_pid "$name")
-	h_wait_exit "$name" "$secs"
+	if ! f__wait_gone "$name" "$secs"; then
+		h_kill "$name" KILL
+		echo "failed hung"
+		return 0
+	fi
 	wait "$pid" 2>/dev/null || rc=$?
 	if [[ ! -s $j ]]; then
 		echo "failed no-json"
@@ -584,6 +599,23 @@ f_data_pkts() {
 		$5 != 4 || $1 < t0 || $1 > t1 { next }
 		dir == "in" && $4 == c && (mac == "" || $2 == mac) { print $1, $7, $8 }
 		dir == "out" && $3 == c { print $1, $7, $8 }'
+}
+
+# f_client_pkt CAP T: "time receiver counter payload-hex" of the last complete
+# client data packet captured before epoch time T.
+f_client_pkt() {
+	h_tshark_fields "$1.pcapng" -d "udp.port==$F_PORT,wg" frame.time_epoch wg.receiver \
+		wg.counter udp.payload "ip.src == $F_CLIENT4 && wg.type == 4 &&
+		frame.cap_len == frame.len && frame.time_epoch < $2" | tail -n 1 | tr '\t' ' '
+}
+
+# f_replay PKT: send PKT's payload (from f_client_pkt) to the VIP from the
+# client's address and WireGuard port.
+f_replay() {
+	local p
+	read -r -a p <<<"$1"
+	h_exec client python3 "$F_TOOL" send --src "$F_CLIENT4" --sport "$F_CLIENT_PORT" \
+		--dst "$F_VIP4" --dport "$F_PORT" --hex "${p[3]}" >/dev/null
 }
 
 # Counter fields "epoch node incarnation count" (docs/failover.md regions).
@@ -827,6 +859,9 @@ cat >"$F_TOOL" <<'PY'
   regions --tsv FILE --client IP --macs MAC=ID,... [--t0 T --t1 T]
                               check that every gateway->client counter above
                               epoch 0 lies in the sending node's region
+  lag --tsv FILE --watch FILE --client IP [--t0 T --t1 T]
+                              per client data packet: ms until the master's
+                              export_rx and the standby's import_rx moved
   fifo-role --fifo PATH --sock PATH
                               read keepalived's notify_fifo; MASTER: claim_all,
                               BACKUP/FAULT/STOP: release_all (stand-in for
@@ -1011,7 +1046,7 @@ class Zmq:
             n = self.z.zmq_recv(s, self.buf, len(self.buf), 0)
         else:
             n = self.z.zmq_recv(s, self.buf, len(self.buf), self.DONTWAIT)
-        return None if n < 0 else self.buf.raw[:n]
+        return None if n < 0 else ctypes.string_at(self.buf, min(n, len(self.buf)))
 
 
 def cmd_relay(a):
@@ -1104,6 +1139,44 @@ def cmd_fifo_role(a):
                       else "release_all", err, (time.time() - t0) * 1000), flush=True)
 
 
+def cmd_lag(a):
+    """Replication lag of receive progress: for each client->gateway data
+    packet in [t0, t1] of the capture TSV, the time until the master's
+    export_rx and the standby's import_rx counters (from a `watch` file,
+    socket 0 = master, 1 = standby) next changed."""
+    pkts = []
+    for line in open(a.tsv):
+        f = line.rstrip("\n").split("\t")
+        if len(f) >= 8 and f[4] == "4" and f[2] == a.client:
+            t = float(f[0])
+            if a.t0 <= t <= a.t1:
+                pkts.append(t)
+    ev = {"0": [], "1": []}
+    for line in open(a.watch):
+        t, i, k, _ = line.split()
+        if (i, k) in (("0", "export_rx"), ("1", "import_rx")):
+            ev[i].append(float(t))
+    exp_l, imp_l = [], []
+    for t in pkts:
+        e = next((x for x in ev["0"] if x >= t), None)
+        m = next((x for x in ev["1"] if x >= t), None)
+        if e is None or m is None:
+            continue
+        exp_l.append((e - t) * 1000)
+        imp_l.append((m - t) * 1000)
+
+    def summary(v):
+        v = sorted(v)
+        if not v:
+            return "none"
+        q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+        return "min %.1f median %.1f p95 %.1f max %.1f" % (v[0], q(0.5), q(0.95), v[-1])
+    print("packets %d covered %d" % (len(pkts), len(imp_l)))
+    print("export %s" % summary(exp_l))
+    print("import %s" % summary(imp_l))
+    print("max_import_ms %.1f" % (max(imp_l) if imp_l else -1))
+
+
 def cmd_regions(a):
     """Gateway->client data packets of a f_capture_fields TSV: every counter
     above epoch 0 must lie in a region of the node that sent it (by MAC).
@@ -1156,6 +1229,11 @@ def main():
         s.add_argument(o, required=True)
     s.add_argument("--seconds", type=float, required=True)
     s.add_argument("--interval", type=float, default=0.001)
+    s = sub.add_parser("lag")
+    for o in ("--tsv", "--watch", "--client"):
+        s.add_argument(o, required=True)
+    s.add_argument("--t0", type=float, default=0)
+    s.add_argument("--t1", type=float, default=1e12)
     s = sub.add_parser("regions")
     for o in ("--tsv", "--client", "--macs"):
         s.add_argument(o, required=True)
@@ -1173,7 +1251,7 @@ def main():
     a = p.parse_args()
     return {"stats": cmd_stats, "send": cmd_send, "watch": cmd_watch, "relay": cmd_relay,
             "role": cmd_role, "fifo-role": cmd_fifo_role,
-            "regions": cmd_regions}[a.cmd](a) or 0
+            "regions": cmd_regions, "lag": cmd_lag}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
