@@ -36,6 +36,7 @@ struct gwctl {
 	bool dry_run, allow_empty; /* apply */
 	bool curve;		   /* genkey */
 	const char *out;	   /* genkey --curve --out PREFIX */
+	bool force;		   /* role master|claim --force */
 	char socket_buf[108];
 };
 
@@ -52,6 +53,7 @@ int gwctl_fail(const char *what, const Gwcluster__CtlResponse *resp);
 int gwctl_cmd_peer(struct gwctl *g, int argc, char **argv);
 int gwctl_cmd_apply(struct gwctl *g, int argc, char **argv);
 int gwctl_cmd_status(struct gwctl *g, int argc, char **argv);
+int gwctl_cmd_role(struct gwctl *g, int argc, char **argv);
 int gwctl_cmd_genkey(struct gwctl *g, int argc, char **argv);
 int gwctl_cmd_pubkey(struct gwctl *g, int argc, char **argv);
 int gwctl_cmd_curve_pubkey(struct gwctl *g, int argc, char **argv);

@@ -91,7 +91,33 @@ static const char status_text[] =
     "        Whether this node is synced, its peer count, whether gwd is\n"
     "        connected, messages rejected; per member: node id, address,\n"
     "        reachable, last seen, lag (updates not yet confirmed), version,\n"
-    "        synced.\n"
+    "        synced. With the session relay on: whether this node is ready\n"
+    "        for master, and per member its role, gwd, readiness, peers and\n"
+    "        sessions owned, standby sessions, greatest ownership/send\n"
+    "        epochs, tightest region headroom, age of its latest session\n"
+    "        message, delay and session messages lost.\n"
+    "\n";
+
+static const char role_text[] =
+    "    role [show]\n"
+    "        This node's role, gwd's state, readiness for master and its\n"
+    "        session figures.\n"
+    "\n"
+    "    role master [--force]\n"
+    "        gwd claims every peer, also those added later (keepalived's\n"
+    "        MASTER). Refused while the node is not ready (the SyncedFile is\n"
+    "        not 0: configuration or sessions not imported yet) unless\n"
+    "        --force. syncd remembers the role and gives it to gwd again\n"
+    "        after a restart.\n"
+    "\n"
+    "    role backup\n"
+    "    role fault\n"
+    "        gwd releases every peer (keepalived's BACKUP or FAULT).\n"
+    "\n"
+    "    role claim PUBKEY... [--force]\n"
+    "    role release PUBKEY...\n"
+    "        gwd claims or releases these peers only; not remembered (the\n"
+    "        next role master/backup/fault overrides it).\n"
     "\n";
 
 static const char help_text[] = "    help [COMMAND]\n"
@@ -106,6 +132,7 @@ static const char tail[] =
     "    -s, --socket SOCKET  the control socket itself; overrides -c\n"
     "    --json               JSON on stdout instead of tables\n"
     "    --timeout MS         how long to wait for syncd (default 5000)\n"
+    "    --force              role master|claim: even when not ready\n"
     "    -h, --help           this manual\n"
     "    -V, --version        the version\n"
     "\n"
@@ -126,6 +153,7 @@ static const char tail[] =
     "    gwctl apply peers.conf --dry-run\n"
     "    gwctl genkey --curve --out /etc/gwcluster/node1\n"
     "    gwctl --json status\n"
+    "    gwctl role master\n"
     "\n"
     "SEE ALSO\n"
     "    wg(8), wg-quick(8), docs/gwctl.md\n";
@@ -140,6 +168,7 @@ static const struct topic {
     {"pubkey", pubkey_text},
     {"curve-pubkey", curve_pubkey_text},
     {"status", status_text},
+    {"role", role_text},
     {"help", help_text},
 };
 

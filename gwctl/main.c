@@ -19,6 +19,7 @@ enum {
 	OPT_ALLOW_EMPTY,
 	OPT_CURVE,
 	OPT_OUT,
+	OPT_FORCE,
 };
 
 static const struct option options[] = {
@@ -32,6 +33,7 @@ static const struct option options[] = {
     {"allow-empty", no_argument, NULL, OPT_ALLOW_EMPTY},
     {"curve", no_argument, NULL, OPT_CURVE},
     {"out", required_argument, NULL, OPT_OUT},
+    {"force", no_argument, NULL, OPT_FORCE},
     {NULL, 0, NULL, 0},
 };
 
@@ -45,6 +47,7 @@ static const struct command commands[] = {
     {"peer", gwctl_cmd_peer, "peer"},
     {"apply", gwctl_cmd_apply, "apply"},
     {"status", gwctl_cmd_status, "status"},
+    {"role", gwctl_cmd_role, "role"},
     {"genkey", gwctl_cmd_genkey, "genkey"},
     {"pubkey", gwctl_cmd_pubkey, "pubkey"},
     {"curve-pubkey", gwctl_cmd_curve_pubkey, "curve-pubkey"},
@@ -105,6 +108,9 @@ static int parse_options(struct gwctl *g, int argc, char **argv, bool *help)
 		case OPT_OUT:
 			g->out = optarg;
 			break;
+		case OPT_FORCE:
+			g->force = true;
+			break;
 		default:
 			return -1;
 		}
@@ -121,6 +127,10 @@ static int check_option_scope(const struct gwctl *g, const char *cmd)
 	}
 	if ((g->curve || g->out) && strcmp(cmd, "genkey")) {
 		gwctl_err("--curve and --out belong to 'genkey'");
+		return -1;
+	}
+	if (g->force && strcmp(cmd, "role")) {
+		gwctl_err("--force belongs to 'role'");
 		return -1;
 	}
 	if (g->out && !g->curve) {

@@ -15,7 +15,7 @@
 
 /* --- Tables --------------------------------------------------------------- */
 
-enum { TABLE_COLS_MAX = 10 };
+enum { TABLE_COLS_MAX = 12 };
 
 struct table {
 	size_t ncols, nrows, cap;
@@ -328,6 +328,163 @@ static void member_row(struct table *t, const Gwcluster__MemberStatus *m)
 	table_row(t, row);
 }
 
+/* --- Sessions (the relay's fields; printed only when syncd sent them) ------ */
+
+static const char *role_text(const Gwcluster__SessionSummary *s)
+{
+	if (!s || !s->has_role)
+		return "-";
+	switch (s->role) {
+	case GWCLUSTER__NODE_ROLE__NODE_ROLE_MASTER:
+		return "master";
+	case GWCLUSTER__NODE_ROLE__NODE_ROLE_BACKUP:
+		return "backup";
+	case GWCLUSTER__NODE_ROLE__NODE_ROLE_FAULT:
+		return "fault";
+	default:
+		return "unknown";
+	}
+}
+
+static char *opt_u64_text(bool has, uint64_t v)
+{
+	return has ? fmt("%llu", (unsigned long long)v) : strdup("-");
+}
+
+static char *ready_text(const Gwcluster__SessionSummary *s)
+{
+	if (!s || !s->has_ready)
+		return strdup("-");
+	return s->ready ? fmt("no (%u)", s->ready) : strdup("yes");
+}
+
+static char *gwd_text(const Gwcluster__SessionSummary *s)
+{
+	if (!s || !s->has_gwd_connected)
+		return strdup("-");
+	if (!s->gwd_connected)
+		return strdup("no");
+	return strdup(s->has_gwd_master && s->gwd_master ? "yes, claims all" : "yes");
+}
+
+static void session_row(struct table *t, const Gwcluster__MemberStatus *m)
+{
+	const Gwcluster__SessionSummary *s = m->sessions;
+	char *row[12];
+
+	row[0] = fmt("%u", m->node_id);
+	row[1] = strdup(role_text(s));
+	row[2] = gwd_text(s);
+	row[3] = ready_text(s);
+	row[4] = opt_u64_text(s && s->has_peers_owned, s ? s->peers_owned : 0);
+	row[5] = opt_u64_text(s && s->has_sessions_owned, s ? s->sessions_owned : 0);
+	row[6] = opt_u64_text(s && s->has_sessions_standby, s ? s->sessions_standby : 0);
+	row[7] = s && s->has_owner_epoch_max
+		     ? fmt("%llu/%u", (unsigned long long)s->owner_epoch_max, s->send_epoch_max)
+		     : strdup("-");
+	row[8] = opt_u64_text(s && s->has_region_headroom_min, s ? s->region_headroom_min : 0);
+	row[9] = ago_text(m->has_session_batch_ms_ago, m->session_batch_ms_ago);
+	row[10] = m->has_session_delay_ms ? fmt("%llums", (unsigned long long)m->session_delay_ms)
+					  : strdup("-");
+	row[11] = opt_u64_text(m->has_session_lost, m->session_lost);
+	table_row(t, row);
+}
+
+static bool has_sessions(const Gwcluster__ClusterStatus *st)
+{
+	for (size_t i = 0; i < st->n_members; i++)
+		if (st->members[i]->sessions || st->members[i]->has_session_batches)
+			return true;
+	return false;
+}
+
+static void sessions_table(FILE *f, const Gwcluster__ClusterStatus *st)
+{
+	struct table t = {.ncols = 12};
+	char *head[12] = {strdup("NODE"),	strdup("ROLE"),	  strdup("GWD"),
+			  strdup("READY"),	strdup("OWNED"),  strdup("SESSIONS"),
+			  strdup("STANDBY"),	strdup("EPOCHS"), strdup("HEADROOM"),
+			  strdup("LAST BATCH"), strdup("DELAY"),  strdup("LOST")};
+
+	fputs("\nsessions:\n", f);
+	table_row(&t, head);
+	for (size_t i = 0; i < st->n_members; i++)
+		session_row(&t, st->members[i]);
+	table_print(f, &t);
+}
+
+/* `"key":value` pairs of a SessionSummary's fields, absent ones null. */
+static void summary_fields_json(FILE *f, const Gwcluster__SessionSummary *s)
+{
+	fputs("\"role\":", f);
+	syncd_fmt_json_string(f, s->has_role ? role_text(s) : NULL);
+	fprintf(f, ",\"gwd_connected\":%s,\"ready\":",
+		json_opt_bool(s->has_gwd_connected, s->gwd_connected));
+	json_opt_u64(f, s->has_ready, s->ready);
+	fputs(",\"incarnation\":", f);
+	json_opt_u64(f, s->has_incarnation, s->incarnation);
+	fputs(",\"boot\":", f);
+	json_opt_u64(f, s->has_boot, s->boot);
+	fprintf(f, ",\"gwd_master\":%s,\"peers_owned\":",
+		json_opt_bool(s->has_gwd_master, s->gwd_master));
+	json_opt_u64(f, s->has_peers_owned, s->peers_owned);
+	fputs(",\"sessions_owned\":", f);
+	json_opt_u64(f, s->has_sessions_owned, s->sessions_owned);
+	fputs(",\"sessions_standby\":", f);
+	json_opt_u64(f, s->has_sessions_standby, s->sessions_standby);
+	fputs(",\"owner_epoch_max\":", f);
+	json_opt_u64(f, s->has_owner_epoch_max, s->owner_epoch_max);
+	fputs(",\"send_epoch_max\":", f);
+	json_opt_u64(f, s->has_send_epoch_max, s->send_epoch_max);
+	fputs(",\"region_headroom_min\":", f);
+	json_opt_u64(f, s->has_region_headroom_min, s->region_headroom_min);
+	fputs(",\"stats_age_ms\":", f);
+	json_opt_u64(f, s->has_stats_age_ms, s->stats_age_ms);
+	fputs(",\"exports\":", f);
+	json_opt_u64(f, s->has_exports, s->exports);
+	fputs(",\"imports\":", f);
+	json_opt_u64(f, s->has_imports, s->imports);
+}
+
+void syncd_fmt_role_json(FILE *f, const Gwcluster__SessionSummary *s, const char *message)
+{
+	static const Gwcluster__SessionSummary none = GWCLUSTER__SESSION_SUMMARY__INIT;
+
+	fputc('{', f);
+	summary_fields_json(f, s ? s : &none);
+	fputs(",\"message\":", f);
+	syncd_fmt_json_string(f, message && *message ? message : NULL);
+	fputs("}\n", f);
+}
+
+void syncd_fmt_role_text(FILE *f, const Gwcluster__SessionSummary *s, const char *message)
+{
+	if (message && *message)
+		fprintf(f, "%s\n", message);
+	if (!s)
+		return;
+	fprintf(f, "role: %s\n", role_text(s));
+	if (s->has_gwd_connected && s->gwd_connected)
+		fprintf(f, "gwd: connected, boot %llu (incarnation %u), %s\n",
+			(unsigned long long)s->boot, s->incarnation,
+			s->has_gwd_master && s->gwd_master ? "claims every peer"
+							   : "claims no peer by itself");
+	else
+		fputs("gwd: NOT connected\n", f);
+	if (s->has_ready)
+		fprintf(f, "ready for master: %s\n", s->ready ? "no" : "yes");
+	if (s->has_peers_owned)
+		fprintf(f, "peers owned: %llu, sessions owned: %llu, standby sessions: %llu\n",
+			(unsigned long long)s->peers_owned, (unsigned long long)s->sessions_owned,
+			(unsigned long long)s->sessions_standby);
+	if (s->has_owner_epoch_max)
+		fprintf(f, "greatest ownership epoch: %llu, greatest send epoch: %u\n",
+			(unsigned long long)s->owner_epoch_max, s->send_epoch_max);
+	if (s->has_region_headroom_min)
+		fprintf(f, "tightest counter region: %llu counters left\n",
+			(unsigned long long)s->region_headroom_min);
+}
+
 void syncd_fmt_status_table(FILE *f, const Gwcluster__ClusterStatus *st)
 {
 	struct table t = {.ncols = 9};
@@ -343,11 +500,18 @@ void syncd_fmt_status_table(FILE *f, const Gwcluster__ClusterStatus *st)
 		st->has_gwd_connected ? (st->gwd_connected ? "connected" : "NOT connected")
 				      : "unknown");
 	json_opt_u64(f, st->has_rejected_messages, st->rejected_messages);
-	fputs("\n\n", f);
+	fputc('\n', f);
+	if (st->has_ready && st->ready)
+		fprintf(f, "ready for master: no (%u): %s\n", st->ready, or_dash(st->ready_reason));
+	else if (st->has_ready)
+		fputs("ready for master: yes\n", f);
+	fputc('\n', f);
 	table_row(&t, head);
 	for (size_t i = 0; i < st->n_members; i++)
 		member_row(&t, st->members[i]);
 	table_print(f, &t);
+	if (has_sessions(st))
+		sessions_table(f, st);
 }
 
 static void member_json(FILE *f, const Gwcluster__MemberStatus *m)
@@ -367,7 +531,28 @@ static void member_json(FILE *f, const Gwcluster__MemberStatus *m)
 	for (size_t i = 0; i < m->n_applied; i++)
 		fprintf(f, "%s{\"origin\":%u,\"seq\":%llu}", i ? "," : "", m->applied[i]->origin,
 			(unsigned long long)m->applied[i]->seq);
-	fputs("]}", f);
+	fputc(']', f);
+	if (m->sessions || m->has_session_batches) {
+		fputs(",\"sessions\":", f);
+		if (m->sessions) {
+			fputc('{', f);
+			summary_fields_json(f, m->sessions);
+			fputc('}', f);
+		} else {
+			fputs("null", f);
+		}
+		fputs(",\"session_batch_ms_ago\":", f);
+		json_opt_u64(f, m->has_session_batch_ms_ago, m->session_batch_ms_ago);
+		fputs(",\"session_delay_ms\":", f);
+		json_opt_u64(f, m->has_session_delay_ms, m->session_delay_ms);
+		fputs(",\"session_batches\":", f);
+		json_opt_u64(f, m->has_session_batches, m->session_batches);
+		fputs(",\"session_lost\":", f);
+		json_opt_u64(f, m->has_session_lost, m->session_lost);
+		fputs(",\"session_dumps\":", f);
+		json_opt_u64(f, m->has_session_dumps, m->session_dumps);
+	}
+	fputc('}', f);
 }
 
 void syncd_fmt_status_json(FILE *f, const Gwcluster__ClusterStatus *st)
@@ -379,6 +564,10 @@ void syncd_fmt_status_json(FILE *f, const Gwcluster__ClusterStatus *st)
 	fprintf(f, ",\"gwd_connected\":%s,\"rejected_messages\":",
 		json_opt_bool(st->has_gwd_connected, st->gwd_connected));
 	json_opt_u64(f, st->has_rejected_messages, st->rejected_messages);
+	if (st->has_ready) {
+		fprintf(f, ",\"ready\":%u,\"ready_reason\":", st->ready);
+		syncd_fmt_json_string(f, st->ready ? st->ready_reason : NULL);
+	}
 	fputs(",\"members\":[", f);
 	for (size_t i = 0; i < st->n_members; i++) {
 		fputs(i ? ",\n " : "\n ", f);

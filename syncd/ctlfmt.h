@@ -26,8 +26,16 @@ void syncd_fmt_peers_table(FILE *f, Gwcluster__PeerEntry *const *v, size_t n, ui
 /* "key: value" lines, as `wg show` prints a peer. */
 void syncd_fmt_peer_show(FILE *f, const Gwcluster__PeerEntry *e, uint64_t now_unix);
 
+/*
+ * The session relay's fields (a "ready for master" line, a sessions table,
+ * per member "sessions" and "session_*" JSON keys) appear only when the
+ * status carries them.
+ */
 void syncd_fmt_status_table(FILE *f, const Gwcluster__ClusterStatus *st);
 void syncd_fmt_status_json(FILE *f, const Gwcluster__ClusterStatus *st);
+/* gwctl role: syncd's message, then the node's role and session figures (s may be NULL). */
+void syncd_fmt_role_text(FILE *f, const Gwcluster__SessionSummary *s, const char *message);
+void syncd_fmt_role_json(FILE *f, const Gwcluster__SessionSummary *s, const char *message);
 
 /*
  * The diff an ApplyRequest answered, each key with its name looked up in

@@ -20,6 +20,7 @@
 #include "gw/loop.h"
 #include "config.h"
 #include "control.h"
+#include "ctlfmt.h"
 #include "relay.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -1553,4 +1554,147 @@ Test(relay_config, session_keys)
 				  err);
 		syncd_config_free(c);
 	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* gwctl's output of the session fields */
+
+static char *fmt_buf;
+static size_t fmt_len;
+
+static char *json_check(const char *doc, const char *check)
+{
+	static char out[256];
+	char cmd[1024], path[] = "/tmp/relay-json-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *p;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import json; d=json.load(open(\"%s\")); %s'", path,
+		 check);
+	p = popen(cmd, "r");
+	cr_assert(p);
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	cr_expect_eq(pclose(p), 0, "python rejected: %s", doc);
+	unlink(path);
+	return out;
+}
+
+static void summary_init(Gwcluster__SessionSummary *s, Gwcluster__NodeRole role, bool full)
+{
+	gwcluster__session_summary__init(s);
+	s->has_role = s->has_gwd_connected = s->has_ready = true;
+	s->role = role;
+	s->gwd_connected = full;
+	s->ready = full ? 0 : 2;
+	if (!full)
+		return;
+	s->has_incarnation = s->has_boot = s->has_gwd_master = true;
+	s->incarnation = s->boot = 3;
+	s->gwd_master = role == GWCLUSTER__NODE_ROLE__NODE_ROLE_MASTER;
+	s->has_peers_owned = s->has_sessions_owned = s->has_sessions_standby = true;
+	s->peers_owned = 5;
+	s->sessions_owned = 4;
+	s->sessions_standby = 1;
+	s->has_owner_epoch_max = s->has_send_epoch_max = true;
+	s->owner_epoch_max = 9;
+	s->send_epoch_max = 2;
+	s->has_region_headroom_min = true;
+	s->region_headroom_min = 268435000;
+}
+
+Test(relay_format, status_with_sessions)
+{
+	Gwcluster__SessionSummary s1, s2;
+	Gwcluster__MemberStatus m[2] = {GWCLUSTER__MEMBER_STATUS__INIT,
+					GWCLUSTER__MEMBER_STATUS__INIT};
+	Gwcluster__MemberStatus *mp[2] = {&m[0], &m[1]};
+	Gwcluster__ClusterStatus st = GWCLUSTER__CLUSTER_STATUS__INIT;
+	FILE *f;
+
+	summary_init(&s1, GWCLUSTER__NODE_ROLE__NODE_ROLE_MASTER, true);
+	summary_init(&s2, GWCLUSTER__NODE_ROLE__NODE_ROLE_BACKUP, false);
+	m[0].node_id = 1;
+	m[0].self = true;
+	m[0].reachable = true;
+	m[0].sessions = &s1;
+	m[0].has_session_batches = m[0].has_session_lost = true;
+	m[0].session_batches = 12;
+	m[1].node_id = 2;
+	m[1].sessions = &s2;
+	m[1].has_session_batch_ms_ago = m[1].has_session_delay_ms = true;
+	m[1].session_batch_ms_ago = 1500;
+	m[1].session_delay_ms = 3;
+	m[1].has_session_batches = m[1].has_session_lost = true;
+	m[1].session_lost = 2;
+	st.cluster = "lab";
+	st.node_id = 1;
+	st.synced = true;
+	st.members = mp;
+	st.n_members = 2;
+	st.has_ready = true;
+	st.ready = 3;
+	st.ready_reason = "the sessions of node 2 are not imported yet";
+
+	f = open_memstream(&fmt_buf, &fmt_len);
+	syncd_fmt_status_table(f, &st);
+	fclose(f);
+	cr_expect(strstr(fmt_buf, "ready for master: no (3): the sessions of node 2 are not "
+				  "imported yet\n"),
+		  "%s", fmt_buf);
+	cr_expect(
+	    strstr(fmt_buf,
+		   "\nsessions:\n"
+		   "NODE  ROLE    GWD              READY   OWNED  SESSIONS  STANDBY  EPOCHS  "
+		   "HEADROOM   LAST BATCH  DELAY  LOST\n"
+		   "1     master  yes, claims all  yes     5      4         1        9/2     "
+		   "268435000  -           -      0\n"
+		   "2     backup  no               no (2)  -      -         -        -       -  "
+		   "        1.5s        3ms    2\n"),
+	    "%s", fmt_buf);
+	free(fmt_buf);
+
+	f = open_memstream(&fmt_buf, &fmt_len);
+	syncd_fmt_status_json(f, &st);
+	fclose(f);
+	cr_expect_str_eq(json_check(fmt_buf, "print(d[\"ready\"], d[\"members\"][0][\"sessions\"]"
+					     "[\"sessions_owned\"], d[\"members\"][1][\"sessions\"]"
+					     "[\"role\"], d[\"members\"][1][\"session_lost\"], "
+					     "d[\"members\"][1][\"sessions\"][\"peers_owned\"])"),
+			 "3 4 backup 2 None\n");
+	free(fmt_buf);
+}
+
+Test(relay_format, role)
+{
+	Gwcluster__SessionSummary s;
+	FILE *f;
+
+	summary_init(&s, GWCLUSTER__NODE_ROLE__NODE_ROLE_MASTER, true);
+	f = open_memstream(&fmt_buf, &fmt_len);
+	syncd_fmt_role_text(f, &s, "role master: gwd claims every peer");
+	fclose(f);
+	cr_expect_str_eq(fmt_buf, "role master: gwd claims every peer\n"
+				  "role: master\n"
+				  "gwd: connected, boot 3 (incarnation 3), claims every peer\n"
+				  "ready for master: yes\n"
+				  "peers owned: 5, sessions owned: 4, standby sessions: 1\n"
+				  "greatest ownership epoch: 9, greatest send epoch: 2\n"
+				  "tightest counter region: 268435000 counters left\n");
+	free(fmt_buf);
+	f = open_memstream(&fmt_buf, &fmt_len);
+	syncd_fmt_role_json(f, &s, "hi \"there\"");
+	fclose(f);
+	cr_expect_str_eq(json_check(fmt_buf, "print(d[\"role\"], d[\"ready\"], d[\"gwd_master\"], "
+					     "d[\"region_headroom_min\"], d[\"message\"])"),
+			 "master 0 True 268435000 hi \"there\"\n");
+	free(fmt_buf);
+	f = open_memstream(&fmt_buf, &fmt_len);
+	syncd_fmt_role_json(f, NULL, NULL);
+	fclose(f);
+	cr_expect_str_eq(json_check(fmt_buf, "print(d[\"role\"], d[\"message\"])"), "None None\n");
+	free(fmt_buf);
 }
