@@ -391,8 +391,11 @@ static uint16_t imported_epoch(const Gwcluster__Keypair *k)
 	return e > GWD_REGION_EPOCH_MAX ? GWD_REGION_EPOCH_MAX : (uint16_t)e;
 }
 
-/* Another node's knowledge about a keypair we hold already. */
-static void merge_keypair(struct gwd_noise_keypair *kp, const Gwcluster__Keypair *k)
+/*
+ * Another node's knowledge about a keypair we hold already. True when it
+ * was confirmed just now: the peer uses it, so the slots must move.
+ */
+static bool merge_keypair(struct gwd_noise_keypair *kp, const Gwcluster__Keypair *k)
 {
 	uint16_t e = imported_epoch(k);
 
@@ -400,8 +403,10 @@ static void merge_keypair(struct gwd_noise_keypair *kp, const Gwcluster__Keypair
 		kp->greatest_epoch = e;
 	if (k->rx_high_water > rx_high_water(kp))
 		kp->rx_floor = k->rx_high_water;
-	if (k->confirmed)
-		kp->confirmed = true;
+	if (!k->confirmed || kp->confirmed)
+		return false;
+	kp->confirmed = true;
+	return true;
 }
 
 static bool keys_equal(const struct gwd_noise_keypair *kp, const Gwcluster__Keypair *k)
@@ -435,9 +440,13 @@ static struct gwd_noise_keypair *new_keypair(struct gwd_peer *peer, const Gwclus
 	return kp;
 }
 
-/* One imported keypair: merged, installed (returned, not slotted yet) or skipped. */
+/*
+ * One imported keypair: installed (returned, not slotted yet), merged (*moved
+ * set when that changes the slots) or skipped.
+ */
 static struct gwd_noise_keypair *import_keypair(struct gwd_device *dev, struct gwd_peer *peer,
-						const Gwcluster__Keypair *k, uint64_t now)
+						const Gwcluster__Keypair *k, uint64_t now,
+						bool *moved)
 {
 	struct gwd_cluster *c = dev->cluster;
 	struct gwd_noise_keypair *kp;
@@ -451,8 +460,8 @@ static struct gwd_noise_keypair *import_keypair(struct gwd_device *dev, struct g
 		if (kp->remote != &peer->noise || kp->remote_index != k->remote_index ||
 		    !keys_equal(kp, k))
 			import_rejected(c, "receiver index in use by another keypair");
-		else
-			merge_keypair(kp, k);
+		else if (merge_keypair(kp, k))
+			*moved = true;
 		return NULL;
 	}
 	if (k->age_ms >= (uint64_t)GWD_REJECT_AFTER_TIME * 1000 ||
@@ -525,6 +534,8 @@ static void reslot(struct gwd_device *dev, struct gwd_peer *peer, struct gwd_noi
 		v[n++] = r->next;
 	for (size_t i = 0; i < nfresh; i++)
 		v[n++] = fresh[i];
+	if (!n)
+		return;
 	sort_by_birth(v, n);
 	r->next = v[0]->confirmed ? NULL : take(v, 1, false, false);
 	r->current = take(v, n, true, true);
@@ -580,6 +591,7 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 	uint64_t now = gwd_device_now(dev);
 	struct gwd_peer *peer = import_target(dev, ps);
 	size_t nfresh = 0;
+	bool moved = false;
 
 	if (!peer)
 		return;
@@ -590,11 +602,14 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 	if (!gwd_cluster_may_send(peer))
 		import_addresses(peer, ps);
 	for (size_t i = 0; i < ps->n_keypairs; i++) {
-		struct gwd_noise_keypair *kp = import_keypair(dev, peer, ps->keypairs[i], now);
+		struct gwd_noise_keypair *kp =
+		    import_keypair(dev, peer, ps->keypairs[i], now, &moved);
 
 		if (kp)
 			fresh[nfresh++] = kp;
 	}
+	if (moved && !nfresh)
+		reslot(dev, peer, NULL, 0);
 	if (!nfresh)
 		return;
 	note_handshake(peer, fresh, nfresh);

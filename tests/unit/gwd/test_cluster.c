@@ -23,6 +23,7 @@
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
+#include "packet.h"
 #include "peer.h"
 #include "region.h"
 #include "session.h"
@@ -84,7 +85,10 @@ static size_t nrelay;
 static struct data_rec *data_log;
 static size_t ndata;
 static bool relay_on = true;
-static int mirror = -1; /* also receives a copy of every datagram to the VIP */
+static int mirror = -1;	 /* also receives a copy of every datagram to the VIP */
+static int hold_to = -1; /* datagrams to this node wait in held[] */
+static struct dgram held[16];
+static size_t nheld;
 static bool capture_on;
 static struct dgram captured; /* the last client data packet to the VIP, when capture_on */
 static uint64_t t0_ms;
@@ -149,7 +153,12 @@ static void enqueue(struct node *n, int dst, const union gw_sockaddr *to, const 
 	struct dgram *d;
 
 	cr_assert_lt(qtail - qhead, QUEUE, "pipe overflow");
-	d = &queue[qtail++ % QUEUE];
+	if (dst == hold_to) {
+		cr_assert_lt(nheld, 16);
+		d = &held[nheld++];
+	} else {
+		d = &queue[qtail++ % QUEUE];
+	}
 	d->to = dst;
 	/* The source address: the pinned local address if any (the VIP), else the node's. */
 	if (src && src->family == AF_INET) {
@@ -395,6 +404,8 @@ static void setup(void)
 	nnodes = 0;
 	vip_holder = -1;
 	mirror = -1;
+	hold_to = -1;
+	nheld = 0;
 	relay_on = true;
 	capture_on = false;
 	set_addr(&vip, 0xc0000264); /* 192.0.2.100 */
@@ -624,6 +635,63 @@ Test(failover, three_devices_no_handshake_no_reuse)
 	cr_assert_geq(nodes[b].dev->stats[GWD_STAT_DROP_REPLAY], 1);
 
 	assert_regions(b, 2, 20, false);
+	assert_no_nonce_reuse();
+}
+
+/*
+ * The client rekeys with the owner; the standby learns the new keypair
+ * first unconfirmed, then confirmed: it must move it to current, so after a
+ * takeover it sends on the keypair the client uses, with the old owner's
+ * receiver index.
+ */
+Test(failover, takeover_after_client_rekey)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 1, false, 0);
+	int c = add_client();
+	struct gwd_peer *pc, *pb;
+	uint32_t last_idx = 0;
+	size_t mark;
+	uint64_t hs;
+
+	configure_gateways();
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 3);
+	run_ms(6000);
+	pc = gwd_peer_lookup(nodes[c].dev, server_pub);
+	/* A's response waits until A exported its new keypair, still unconfirmed. */
+	hold_to = c;
+	gwd_send_handshake_initiation(pc, false);
+	pump();
+	run_ms(20);
+	cr_assert_eq(nheld, 1);
+	cr_assert(peer_of(b, c)->noise.next, "B did not get the unconfirmed keypair");
+	hold_to = -1;
+	deliver(&held[0]);
+	nheld = 0;
+	pump();
+	talk(c, 3);
+	run_ms(300);
+	for (size_t i = 0; i < ndata; i++)
+		if (data_log[i].node == a)
+			last_idx = data_log[i].idx;
+	pb = peer_of(b, c);
+	cr_assert(pb->noise.current);
+	cr_assert_eq(pb->noise.current->remote_index, last_idx,
+		     "B's current is not the keypair A used last");
+	cr_assert(pb->noise.previous, "B lost the previous keypair");
+	cr_assert_null(pb->noise.next);
+
+	kill_node(a);
+	vip_holder = b;
+	gwd_cluster_claim_all(nodes[b].dev);
+	hs = handshakes_sent();
+	mark = ndata;
+	gateway_send(b, c, 9);
+	cr_assert_gt(ndata, mark);
+	cr_assert_eq(data_log[mark].idx, last_idx, "B's first packet uses another keypair");
+	talk(c, 3);
+	cr_assert_eq(handshakes_sent(), hs);
 	assert_no_nonce_reuse();
 }
 
