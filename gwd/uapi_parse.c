@@ -515,7 +515,7 @@ void gwd_uapi_buf_free(struct gwd_uapi_buf *b)
 	size_t max = b->max;
 
 	if (b->data) {
-		gw_wipe(b->data, b->cap);
+		gw_wipe(b->data, b->cap + 1);
 		free(b->data);
 	}
 	gwd_uapi_buf_init(b, max);
@@ -524,7 +524,7 @@ void gwd_uapi_buf_free(struct gwd_uapi_buf *b)
 void gwd_uapi_buf_reset(struct gwd_uapi_buf *b)
 {
 	if (b->data)
-		gw_wipe(b->data, b->len);
+		gw_wipe(b->data, b->len + 1);
 	b->len = 0;
 	b->err = 0;
 }
@@ -550,13 +550,16 @@ static int buf_reserve(struct gwd_uapi_buf *b, size_t n)
 		ncap = ncap > SIZE_MAX / 2 ? SIZE_MAX : ncap * 2;
 	if (ncap > b->max)
 		ncap = b->max;
-	p = malloc(ncap);
+	/* One byte more than cap for the NUL that always follows the data. */
+	p = malloc(ncap + 1);
 	if (!p)
 		return buf_fail(b, -ENOMEM);
 	if (b->data) {
-		memcpy(p, b->data, b->len);
-		gw_wipe(b->data, b->cap);
+		memcpy(p, b->data, b->len + 1);
+		gw_wipe(b->data, b->cap + 1);
 		free(b->data);
+	} else {
+		p[0] = '\0';
 	}
 	b->data = p;
 	b->cap = ncap;
@@ -571,6 +574,7 @@ static int buf_put(struct gwd_uapi_buf *b, const char *s, size_t n)
 		return ret;
 	memcpy(b->data + b->len, s, n);
 	b->len += n;
+	b->data[b->len] = '\0';
 	return 0;
 }
 

@@ -189,7 +189,7 @@ static inline const struct gw_prefix *gwd_uapi_peer_allowed_ips(const struct gwd
  * append returns it and adds nothing, so a caller checks once at the end.
  */
 struct gwd_uapi_buf {
-	char *data; /* not NUL-terminated; may hold a private key in hex */
+	char *data; /* NUL-terminated after len bytes; may hold a private key in hex */
 	size_t len;
 	size_t cap;
 	size_t max;

@@ -118,6 +118,8 @@ run_child() {
 	fi
 	h_wait_for 60 "child $mode to exit" gone "$pid"
 	wait "$pid" || rc=$?
+	# Show what the child said when it ended otherwise than expected.
+	[[ $rc == "$want_rc" ]] || sed "s/^/[child $mode] /" "$out" >&2
 	h_assert_eq "$rc" "$want_rc" "exit status of child $mode"
 	read -r id dir <"$idf"
 	h_assert_match "$id" '^g[0-9a-f]{6}$' "run id of child $mode"
