@@ -210,22 +210,21 @@ f_keepalived_up() {
 
 f__ka_started() {
 	h_alive "ka$1" || h_fail "keepalived of gw$1 exited: $(tail -n 5 "$(h_log_of "ka$1")")"
-	grep -q "Entering \(BACKUP\|MASTER\|FAULT\) STATE" "$(h_log_of "ka$1")"
+	[[ $(f_state "$1") != INIT ]]
 }
 
 # The state keepalived last logged for node I, since its latest start.
 f_state() {
-	local i=$1 s
+	local i=$1
 	if ! h_alive "ka$i"; then
 		echo DEAD
 		return 0
 	fi
-	s=$(awk '/^# .* on gw[0-9]+: keepalived/ { s = "INIT" }
+	awk '/^# .* on gw[0-9]+: keepalived/ { s = "INIT" }
 		/Entering MASTER STATE/ { s = "MASTER" }
 		/Entering BACKUP STATE/ { s = "BACKUP" }
-		/Entering FAULT STATE/ { s = "FAULT" }
-		END { print s ? s : "INIT" }' "$(h_log_of "ka$i")")
-	echo "$s"
+		/[Ee]ntering FAULT [Ss][Tt][Aa][Tt][Ee]/ { s = "FAULT" }
+		END { print s ? s : "INIT" }' "$(h_log_of "ka$i")"
 }
 
 # Index of the one live master; fails (status 1) with none or several.
@@ -329,6 +328,162 @@ f_gwdr_node() {
 	F_NODE_PROCS[i]+=" notify$i"
 	f_keepalived_conf "$i" "global notify_fifo $d/notify.fifo"
 	f_keepalived_up "$i"
+}
+
+# ---------------------------------------------------------------- gwcluster
+# gwd + syncd (configuration through gwctl, sessions through syncd's relay)
+# + keepalived whose notify_fifo goes to `gwctl role` and whose track_file is
+# syncd's SyncedFile. Sync links on the back bridge: node I's syncd on
+# 203.0.113.(I+1):F_SYNC_PORT (PUB) and F_SYNC_PORT + 1 (ROUTER).
+
+F_SYNCD=${SYNCD_BIN:-$H_BUILD_DIR/bin/syncd}
+F_GWCTL=${GWCTL_BIN:-$H_BUILD_DIR/bin/gwctl}
+F_HB_MS=${F_HB_MS:-50}
+F_DEAD_MS=${F_DEAD_MS:-500}
+
+f_gwc_require() {
+	local b
+	for b in "$F_SYNCD" "$F_GWCTL" "$H_BUILD_DIR/bin/gwd"; do
+		[[ -x $b ]] || h_fail "no $b (build first)"
+	done
+	h_require_cmd nft
+}
+
+f_conf() {
+	echo "$(f_dir "$1")/cluster.conf"
+}
+
+f_synced_file() {
+	echo "$(f_dir "$1")/synced"
+}
+
+f_ctl() {
+	local i=$1
+	shift
+	"$F_GWCTL" -c "$(f_conf "$i")" "$@"
+}
+
+# Curve keys and cluster.conf of every node (once per lab).
+f__gwc_setup() {
+	local i m d
+	[[ -f "$(f_conf 1)" ]] && return 0
+	for ((i = 1; i <= F_N; i++)); do
+		d=$(f_dir "$i")
+		"$F_GWCTL" genkey --curve --out "$d/curve" >/dev/null || h_fail "gwctl genkey --curve"
+	done
+	for ((i = 1; i <= F_N; i++)); do
+		d=$(f_dir "$i")
+		{
+			echo "[Cluster]"
+			echo "Name = $H_RUNID"
+			echo "NodeId = $i"
+			echo "Interface = ${F_IFS[i]}"
+			echo "StateDir = $d/state"
+			echo "ControlSocket = $d/ctl.sock"
+			echo "CurveSecretKeyFile = $d/curve.secret"
+			echo "HeartbeatMs = $F_HB_MS"
+			echo "PeerDeadMs = $F_DEAD_MS"
+			echo "SessionSocket = $(f_session_sock "$i")"
+			echo "SyncedFile = $(f_synced_file "$i")"
+			for ((m = 1; m <= F_N; m++)); do
+				echo
+				echo "[Member]"
+				echo "NodeId = $m"
+				echo "Address = $(f_gw_back4 "$m"):$F_SYNC_PORT"
+				echo "CurvePublicKey = $(cat "$(f_dir "$m")/curve.public")"
+			done
+		} >"$(f_conf "$i")"
+	done
+}
+
+f__ctl_answers() {
+	h_alive "syncd$1" || h_fail "syncd of gw$1 exited: $(tail -n 5 "$(h_log_of "syncd$1")")"
+	f_ctl "$1" --timeout 1000 status >/dev/null 2>&1
+}
+
+# f_gwc_daemons I: node I's gwd, its node-local interface settings, syncd.
+f_gwc_daemons() {
+	local i=$1
+	f__gwc_setup
+	f_gwd_up "$i"
+	h_wg "gw$i" set "${F_IFS[i]}" private-key "$(h_wg_key gw)" listen-port "$F_PORT"
+	h_addr "gw$i" "${F_IFS[i]}" "$F_GW_INNER4/16"
+	h_spawn "gw$i" "syncd$i" "$F_SYNCD" -f -c "$(f_conf "$i")"
+	F_NODE_PROCS[i]+=" syncd$i"
+	h_wait_for 10 "syncd of gw$i answering" f__ctl_answers "$i"
+}
+
+f__ctl_synced() {
+	[[ $(f_ctl "$1" --json --timeout 1000 status 2>/dev/null | jq -r .synced) == true ]]
+}
+
+# f_gwc_cluster: every node's daemons, the client peer added through gwctl
+# once the cluster is synced, then keepalived on node 1 (master) and the rest.
+f_gwc_cluster() {
+	local i
+	for ((i = 1; i <= F_N; i++)); do
+		f_gwc_daemons "$i"
+	done
+	for ((i = 1; i <= F_N; i++)); do
+		h_wait_for 20 "syncd of gw$i synced" f__ctl_synced "$i"
+	done
+	f_ctl 1 peer add "$(h_wg_pub client)" allowed-ips "$F_CLIENT_INNER4/32" name client \
+		>/dev/null || h_fail "gwctl peer add on gw1"
+	f__gwc_keepalived 1
+	f_wait_master 10 1
+	for ((i = 2; i <= F_N; i++)); do
+		f__gwc_keepalived "$i"
+	done
+}
+
+# f_gwc_node I: restart node I (its daemons, then keepalived).
+f_gwc_node() {
+	f_gwc_daemons "$1"
+	f__gwc_keepalived "$1"
+}
+
+# keepalived with syncd's SyncedFile as track_file (weight 0: anything but 0
+# is FAULT) and notify_fifo handled by `gwctl role`.
+f__gwc_keepalived() {
+	local i=$1 d
+	d=$(f_dir "$i")
+	rm -f "$d/notify.fifo"
+	mkfifo -m 600 "$d/notify.fifo"
+	h_spawn "gw$i" "notify$i" bash "$H_LOGDIR/notify_gwctl.sh" "$d/notify.fifo" "$F_GWCTL" \
+		"$(f_conf "$i")"
+	F_NODE_PROCS[i]+=" notify$i"
+	f_keepalived_conf "$i" "global notify_fifo $d/notify.fifo" \
+		"track_file {" "    synced_$i weight 0" "}"
+	sed -i "/^global_defs {/i vrrp_track_file synced_$i {\n    file $(f_synced_file "$i")\n    init_file 1 overwrite\n}" \
+		"$(f_dir "$i")/keepalived.conf"
+	f_keepalived_up "$i"
+}
+
+# Every live node: synced (its SyncedFile says 0) and keepalived MASTER, or
+# BACKUP holding the client's session.
+f__gwc_eligible() {
+	local i st
+	for ((i = 1; i <= F_N; i++)); do
+		[[ -n ${F_NODE_PROCS[i]} ]] || continue
+		[[ $(cat "$(f_synced_file "$i")" 2>/dev/null) == 0 ]] || {
+			echo "gw$i: SyncedFile $(cat "$(f_synced_file "$i")" 2>/dev/null)"
+			return 1
+		}
+		st=$(f_state "$i")
+		[[ $st == MASTER ]] && continue
+		[[ $st == BACKUP ]] || {
+			echo "gw$i: keepalived $st"
+			return 1
+		}
+		[[ $(f_stat "$i" sessions_standby) -ge 1 ]] || {
+			echo "gw$i: no standby session"
+			return 1
+		}
+	done
+}
+
+f_gwc_wait_eligible() {
+	h_wait_for "$1" "every live node synced and eligible" f__gwc_eligible
 }
 
 # ---------------------------------------------------------------- either
@@ -766,11 +921,15 @@ f_start() {
 	local impl=$1 n=$2 i
 	f_require "$impl"
 	f_lab "$n"
-	f_node "$impl" 1
-	f_wait_master 10 1
-	for ((i = 2; i <= n; i++)); do
-		f_node "$impl" "$i"
-	done
+	if [[ $impl == gwcluster ]]; then
+		f_gwc_cluster
+	else
+		f_node "$impl" 1
+		f_wait_master 10 1
+		for ((i = 2; i <= n; i++)); do
+			f_node "$impl" "$i"
+		done
+	fi
 	f_client_up
 	h_wait_ping client "$F_LAN4" 10
 	f_wait_eligible 30
@@ -828,6 +987,28 @@ f_kill_scenario() {
 		"received $bytes bytes, $(f_data_pkts cap in | wc -l) data packets to the client" \
 		"checked for reuse"
 }
+
+# ---------------------------------------------------------------- notify
+# Interim notify_fifo handler for gwcluster nodes: keepalived's state changes
+# in order to `gwctl role` (MASTER -> master, BACKUP -> backup, FAULT and
+# STOP -> fault; other events ignored).
+cat >"$H_LOGDIR/notify_gwctl.sh" <<'SH'
+fifo=$1 gwctl=$2 conf=$3
+while :; do
+	while read -r what name state _; do
+		[[ $what == INSTANCE ]] || continue
+		case $state in
+		MASTER) role=master ;;
+		BACKUP) role=backup ;;
+		FAULT | STOP) role=fault ;;
+		*) echo "$EPOCHREALTIME $state ignored"; continue ;;
+		esac
+		t0=$EPOCHREALTIME
+		out=$("$gwctl" -c "$conf" --timeout 2000 role "$role" 2>&1)
+		echo "$t0 $name $state -> role $role: status $? ($out) done $EPOCHREALTIME"
+	done <"$fifo"
+done
+SH
 
 # ---------------------------------------------------------------- python helper
 # f_tool ARGS...: $H_LOGDIR/failover_tool.py (standard library only).
