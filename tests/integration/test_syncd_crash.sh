@@ -13,6 +13,12 @@
 # end: every acknowledged key of both writers is in the store and in gwd of
 # all three nodes, the nodes have identical showconf and peer lists, and
 # node 2 is synced again.
+#
+# Then, atomicity: `gwctl apply` of a new set of 3000 peers on node 2, with
+# a kill -9 at a random moment of it, 3 times: after the restart node 2
+# holds exactly the old set or exactly the new one (the new one if gwctl
+# exited 0), and the cluster converges to it. Last, gwd of node 2 is killed
+# and restarted empty: syncd re-applies every peer.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/harness.sh
 . "${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib/harness.sh"
@@ -97,3 +103,51 @@ for i in 1 2 3; do
 	[[ -z $lost ]] || h_fail "gwd of node $i lacks $(wc -l <<<"$lost") acknowledged keys: $(head -n 3 <<<"$lost")"
 done
 h_log "all $((N1 + N2)) acknowledged keys on all 3 nodes (store and gwd); $(c_peer_count 1) peers in all"
+
+# ---- kill -9 during `gwctl apply`: all or nothing
+# keyset I: node I's stored public keys, sorted, as one digest.
+keyset() {
+	c_list "$1" | jq -r .public_key | LC_ALL=C sort | sha256sum | cut -d' ' -f1
+}
+for ((k = 1; k <= 3; k++)); do
+	c_keys 3000 | LC_ALL=C sort >"$H_LOGDIR/set$k"
+	awk -v k="$k" '{ printf "[Peer]\nPublicKey = %s\nAllowedIPs = 2001:db8:f::%x:%x/128\n\n", $1, k, NR }' \
+		"$H_LOGDIR/set$k" >"$H_LOGDIR/set$k.conf"
+	OLD=$(keyset 2)
+	NEW=$(sha256sum <"$H_LOGDIR/set$k" | cut -d' ' -f1)
+	(
+		rc=0
+		c_ctl 2 --timeout 5000 apply "$H_LOGDIR/set$k.conf" >/dev/null 2>&1 || rc=$?
+		echo "$rc" >"$H_LOGDIR/apply$k.rc"
+	) &
+	APPLY=$!
+	sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
+	h_kill syncd2 KILL
+	wait "$APPLY"
+	RC=$(<"$H_LOGDIR/apply$k.rc")
+	c_syncd_up 2
+	GOT=$(keyset 2)
+	if [[ $GOT == "$NEW" ]]; then
+		what=new
+	elif [[ $GOT == "$OLD" ]]; then
+		what=old
+		[[ $RC != 0 ]] || h_fail "apply $k was acknowledged, but node 2 holds the old set after kill -9"
+	else
+		h_fail "apply $k: node 2 holds neither the old nor the new set after kill -9 ($(c_list 2 | grep -c .) peers)"
+	fi
+	h_log "apply $k killed: gwctl exit $RC, node 2 holds the $what set"
+	c_wait_converged 30
+done
+
+# ---- gwd restarted empty: syncd applies everything again
+N=$(c_peer_count 2)
+h_kill "$(c_if 2)" KILL
+rm -f "$H_WG_RUN_DIR/$(c_if 2).sock"
+T0=$(h__now_us)
+h_gwd_up n2 "$(c_if 2)"
+peers_back() {
+	[[ $(c_peer_count 2) == "$1" ]]
+}
+h_wait_for 10 "syncd to re-apply $N peers to the restarted gwd" peers_back "$N"
+h_log "gwd restarted: all $N peers back $((($(h__now_us) - T0) / 1000)) ms later"
+c_wait_converged 10
