@@ -32,6 +32,18 @@ enum {
 	LINGER_MS = 500,     /* how long close waits to flush PUB and ROUTER queues */
 	RECONNECT_MS = 100,  /* first reconnect delay, doubled up to RECONNECT_MAX_MS */
 	RECONNECT_MAX_MS = 1000,
+	/*
+	 * A connect attempt that gets no answer is abandoned after this, so a
+	 * healed partition is noticed within a reconnect interval instead of
+	 * after the kernel's exponentially spaced SYN retries.
+	 */
+	CONNECT_TIMEOUT_MS = 1000,
+	/*
+	 * Floor of the ZMTP heartbeat timeout: a large Update in transit on a
+	 * loaded link must not get its connection declared dead. Liveness for
+	 * the protocol comes from syncd's own heartbeats (PeerDeadMs).
+	 */
+	MIN_HEARTBEAT_TIMEOUT_MS = 2000,
 	DEFAULT_HEARTBEAT_MS = 1000,
 	MAX_HEARTBEAT_MS = 600000, /* keeps 3 x it within ZMQ_HEARTBEAT_TTL's range */
 	MAX_CLUSTER_NAME = 64,	   /* bytes, without the NUL */
@@ -526,11 +538,13 @@ static int set_int(void *s, int opt, int v)
 static int set_common(void *s, unsigned heartbeat_ms, bool ipv6)
 {
 	int hb = (int)heartbeat_ms;
+	int dead = 3 * hb > MIN_HEARTBEAT_TIMEOUT_MS ? 3 * hb : MIN_HEARTBEAT_TIMEOUT_MS;
 	int err = 0;
 
 	err = err ?: set_int(s, ZMQ_HEARTBEAT_IVL, hb);
-	err = err ?: set_int(s, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb);
-	err = err ?: set_int(s, ZMQ_HEARTBEAT_TTL, 3 * hb);
+	err = err ?: set_int(s, ZMQ_HEARTBEAT_TIMEOUT, dead);
+	err = err ?: set_int(s, ZMQ_HEARTBEAT_TTL, dead);
+	err = err ?: set_int(s, ZMQ_CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS);
 	err = err ?: set_int(s, ZMQ_RECONNECT_IVL, RECONNECT_MS);
 	err = err ?: set_int(s, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS);
 	err = err ?: set_int(s, ZMQ_TCP_KEEPALIVE, 1);
