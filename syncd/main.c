@@ -34,6 +34,7 @@ enum {
 	STATS_PERIOD_MS = 1000,	     /* gwd's stats=1 for the session figures ... */
 	STATS_COST_FACTOR = 20,	     /* ... at most a twentieth of the time ... */
 	STATS_PERIOD_MAX_MS = 30000, /* ... and at least this often */
+	SYNCED_REFRESH_MS = 1000,    /* the SyncedFile is checked this often */
 };
 
 static const char usage_text[] =
@@ -79,7 +80,7 @@ struct daemon {
 	struct syncd_relay *relay; /* NULL: SessionSocket = off */
 	struct syncd_relay_link *link;
 	struct gw_timer tick, apply, relay_kick, stats;
-	uint64_t stats_period_ns;
+	uint64_t stats_period_ns, synced_checked_ns;
 	/* The desired peer set, rebuilt from the store after a change. */
 	bool dirty;
 	Gwcluster__Record **peers;
@@ -181,6 +182,8 @@ static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
 	syncd_replica_receive(d->replica, from, ch, env);
 }
 
+static void refresh_synced_file(struct daemon *d);
+
 static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 {
 	struct daemon *d = arg;
@@ -189,6 +192,7 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	if (d->relay) {
 		syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
 		syncd_relay_tick(d->relay);
+		refresh_synced_file(d);
 	}
 	gw_timer_arm_in(loop, t, d->cfg->heartbeat_ms * GW_NSEC_PER_MSEC);
 }
@@ -338,6 +342,23 @@ static void write_synced_file(struct daemon *d, enum syncd_ready value)
 	rc = syncd_synced_file_write(d->cfg->synced_file, value);
 	if (rc)
 		gw_warn("syncd: cannot write %s: %s", d->cfg->synced_file, strerror(-rc));
+}
+
+/* keepalived's init_file may overwrite it when keepalived starts: put it right. */
+static void refresh_synced_file(struct daemon *d)
+{
+	uint64_t now = gw_loop_now(d->loop);
+	int rc;
+
+	if (!d->cfg->synced_file[0] ||
+	    now - d->synced_checked_ns < SYNCED_REFRESH_MS * GW_NSEC_PER_MSEC)
+		return;
+	d->synced_checked_ns = now;
+	rc = syncd_synced_file_refresh(d->cfg->synced_file, syncd_relay_ready(d->relay, NULL));
+	if (rc < 0)
+		gw_warn("syncd: cannot write %s: %s", d->cfg->synced_file, strerror(-rc));
+	else if (rc)
+		gw_info("syncd: %s said something else; rewritten", d->cfg->synced_file);
 }
 
 static void relay_ready_changed(void *arg, enum syncd_ready value)

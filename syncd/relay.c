@@ -450,15 +450,46 @@ static void recent_add(struct syncd_relay *r, uint8_t *buf, size_t len)
 	r->recent_bytes += len;
 }
 
+/*
+ * Ages in a batch are relative to its sending: one held for held_ms is that
+ * much older (gwd would otherwise keep its keypairs too long).
+ */
+static void age_batch(Gwcluster__SessionBatch *b, uint64_t held_ms)
+{
+	for (size_t i = 0; i < b->n_peers; i++) {
+		Gwcluster__PeerSession *ps = b->peers[i];
+
+		if (ps->has_last_initiation_age_ms)
+			ps->last_initiation_age_ms += held_ms;
+		for (size_t j = 0; j < ps->n_keypairs; j++)
+			ps->keypairs[j]->age_ms += held_ms;
+	}
+}
+
+/* One kept batch into the import buffer, aged by the time it was kept. */
+static void replay_one(struct syncd_relay *r, const struct recent *e, uint64_t now)
+{
+	Gwcluster__SessionBatch *b = gwcluster__session_batch__unpack(&wiping, e->len, e->buf);
+	size_t len;
+
+	if (!b)
+		return;
+	age_batch(b, (now - e->ns) / GW_NSEC_PER_MSEC);
+	len = gwcluster__session_batch__get_packed_size(b);
+	if (imp_reserve(r, len)) {
+		gwcluster__session_batch__pack(b, r->imp + r->imp_len);
+		r->imp_len += len;
+	}
+	gwcluster__session_batch__free_unpacked(b, &wiping);
+}
+
 static void recent_replay(struct syncd_relay *r)
 {
-	recent_prune(r, now_ns(r));
-	for (unsigned i = 0; i < r->recent_n; i++) {
-		const struct recent *e =
-		    &r->recent[(r->recent_head + i) % SYNCD_RELAY_RECENT_SLOTS];
+	uint64_t now = now_ns(r);
 
-		imp_append(r, e->buf, e->len);
-	}
+	recent_prune(r, now);
+	for (unsigned i = 0; i < r->recent_n; i++)
+		replay_one(r, &r->recent[(r->recent_head + i) % SYNCD_RELAY_RECENT_SLOTS], now);
 	if (r->imp_len)
 		r->io.kick(r->io.arg);
 }

@@ -19,7 +19,8 @@
  *   import (a concatenation of packed SessionBatches is their merge), flushed
  *   from the loop (io.kick) or at SYNCD_RELAY_IMPORT_FLUSH bytes. The last
  *   SYNCD_RELAY_RECENT_MS of imports are kept and imported again after an
- *   apply added peers: gwd drops sessions of peers it does not have yet.
+ *   apply added peers (gwd drops sessions of peers it does not have yet),
+ *   every age in them increased by the time they were kept.
  * - Dumps. After the local gwd subscribed (a start, a restart of either) and
  *   the configuration was applied to it, the relay asks every other member
  *   for its sessions (SessionDumpRequest on the DEALER). The member has its
@@ -212,6 +213,11 @@ int syncd_gwd_stats_query(const char *ifname, struct syncd_gwd_stats *out);
 
 /* Writes "VALUE\n" to path atomically (a temporary file renamed over it). 0 or -errno. */
 int syncd_synced_file_write(const char *path, unsigned value);
+/*
+ * Writes it only if the file says something else (keepalived's init_file
+ * overwrote it, or it is gone): 0 unchanged, 1 written, or -errno.
+ */
+int syncd_synced_file_refresh(const char *path, unsigned value);
 
 /* --- The link to gwd ---------------------------------------------------------------- */
 

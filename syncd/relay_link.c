@@ -300,6 +300,26 @@ int syncd_synced_file_write(const char *path, unsigned value)
 	return err;
 }
 
+int syncd_synced_file_refresh(const char *path, unsigned value)
+{
+	char want[16], have[16];
+	ssize_t n = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	snprintf(want, sizeof(want), "%u\n", value);
+	if (fd >= 0) {
+		n = read(fd, have, sizeof(have) - 1);
+		close(fd);
+	}
+	if (n >= 0) {
+		have[n] = '\0';
+		if (!strcmp(have, want))
+			return 0;
+	}
+	n = syncd_synced_file_write(path, value);
+	return n ? (int)n : 1;
+}
+
 /* ------------------------------------------------------------------------
  * The DEALER to gwd
  */

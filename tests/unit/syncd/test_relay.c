@@ -656,7 +656,11 @@ Test(relay, recent_imports_replayed_after_peers_added)
 	cr_expect_eq(count_local(GWCLUSTER__LOCAL_MESSAGE__BODY_IMPORT_SESSIONS), 2,
 		     "the recent batch was not imported again");
 	imp = last_local(GWCLUSTER__LOCAL_MESSAGE__BODY_IMPORT_SESSIONS);
-	cr_expect_eq(imp->import_sessions->n_peers, 1);
+	cr_assert_eq(imp->import_sessions->n_peers, 1);
+	cr_assert_eq(imp->import_sessions->peers[0]->n_keypairs, 1);
+	cr_expect_eq(imp->import_sessions->peers[0]->keypairs[0]->age_ms,
+		     10 + SYNCD_RELAY_RECENT_MS / 2, "a replayed keypair must be as old as it is");
+	cr_expect_eq(imp->import_sessions->peers[0]->keypairs[0]->sending_key.data[0], 0xa0 + 0x20);
 	advance_ms(SYNCD_RELAY_RECENT_MS);
 	syncd_relay_config_applied(t.r, true);
 	syncd_relay_flush(t.r);
@@ -1697,4 +1701,22 @@ Test(relay_format, role)
 	fclose(f);
 	cr_expect_str_eq(json_check(fmt_buf, "print(d[\"role\"], d[\"message\"])"), "None None\n");
 	free(fmt_buf);
+}
+
+Test(relay_file, refresh_only_when_different)
+{
+	char dir[] = "/tmp/test_relay.XXXXXX", path[64];
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/synced", dir);
+	cr_expect_eq(syncd_synced_file_refresh(path, 3), 1, "a missing file is written");
+	cr_expect_eq(syncd_synced_file_refresh(path, 3), 0);
+	f = fopen(path, "w");
+	fputs("1\n", f); /* keepalived's init_file */
+	fclose(f);
+	cr_expect_eq(syncd_synced_file_refresh(path, 0), 1);
+	cr_expect_eq(syncd_synced_file_refresh(path, 0), 0);
+	unlink(path);
+	rmdir(dir);
 }
