@@ -442,20 +442,35 @@ f_gwc_node() {
 	f__gwc_keepalived "$1"
 }
 
-# keepalived with syncd's SyncedFile as track_file (weight 0: anything but 0
-# is FAULT) and notify_fifo handled by `gwctl role`.
+# keepalived for a gwcluster node. With the ha-hooks (the default when
+# ha-hooks/ exists; F_HOOKS=interim forces the interim handler): as in
+# ha-hooks/keepalived.conf.example, notify_fifo_script gwcluster-notify (the
+# state changes, in order, to `gwctl role`), track_script gwcluster-check,
+# track_file syncd's SyncedFile (weight 0: anything but 0 is FAULT, reset to
+# 1 when keepalived starts). Interim: the same track_file, notify_fifo read
+# by notify_gwctl.sh (below).
 f__gwc_keepalived() {
-	local i=$1 d
+	local i=$1 d hooks="$H_SOURCE_DIR/ha-hooks"
 	d=$(f_dir "$i")
 	rm -f "$d/notify.fifo"
-	mkfifo -m 600 "$d/notify.fifo"
-	h_spawn "gw$i" "notify$i" bash "$H_LOGDIR/notify_gwctl.sh" "$d/notify.fifo" "$F_GWCTL" \
-		"$(f_conf "$i")"
-	F_NODE_PROCS[i]+=" notify$i"
-	f_keepalived_conf "$i" "global notify_fifo $d/notify.fifo" \
-		"track_file {" "    synced_$i weight 0" "}"
-	sed -i "/^global_defs {/i vrrp_track_file synced_$i {\n    file $(f_synced_file "$i")\n    init_file 1 overwrite\n}" \
-		"$(f_dir "$i")/keepalived.conf"
+	if [[ ${F_HOOKS:-} != interim && -x $hooks/gwcluster-notify && -x $hooks/gwcluster-check ]]; then
+		f_keepalived_conf "$i" "global enable_script_security" \
+			"global notify_fifo $d/notify.fifo" \
+			"global notify_fifo_script \"$hooks/gwcluster-notify -c $(f_conf "$i") -G $F_GWCTL\"" \
+			"track_script {" "    chk_gwcluster" "}" \
+			"track_file {" "    gwcluster_synced weight 0" "}"
+		sed -i "/^global_defs {/i vrrp_script chk_gwcluster {\n    script \"$hooks/gwcluster-check -c $(f_conf "$i") -G $F_GWCTL\"\n    interval 1\n    timeout 3\n    fall 2\n    rise 2\n    weight 0\n}\ntrack_file gwcluster_synced {\n    file \"$(f_synced_file "$i")\"\n    weight 0\n    init_file 1 overwrite\n}" \
+			"$d/keepalived.conf"
+	else
+		mkfifo -m 600 "$d/notify.fifo"
+		h_spawn "gw$i" "notify$i" bash "$H_LOGDIR/notify_gwctl.sh" "$d/notify.fifo" \
+			"$F_GWCTL" "$(f_conf "$i")"
+		F_NODE_PROCS[i]+=" notify$i"
+		f_keepalived_conf "$i" "global notify_fifo $d/notify.fifo" \
+			"track_file {" "    synced_$i weight 0" "}"
+		sed -i "/^global_defs {/i track_file synced_$i {\n    file $(f_synced_file "$i")\n    init_file 1 overwrite\n}" \
+			"$d/keepalived.conf"
+	fi
 	f_keepalived_up "$i"
 }
 
@@ -550,22 +565,24 @@ f_client_up() {
 	h_route client 198.19.0.0/16 dev "$F_WGC"
 }
 
-# All of node I's daemons get SIGKILL at once (process groups), then each is
-# waited for. Sets F_T_KILL to the time of the first signal.
+# Every process of node I (its daemons and whatever they started, e.g.
+# keepalived's scripts: all processes in its namespace) gets SIGKILL at once;
+# then each is waited for. Sets F_T_KILL to the time of the first signal.
 f_kill_node() {
-	local i=$1 p pids=()
-	h_log "SIGKILL gw$i:${F_NODE_PROCS[i]}"
-	for p in ${F_NODE_PROCS[i]}; do
-		h_alive "$p" && pids+=("$(h_pid "$p")")
-	done
+	local i=$1 p pids
+	h_log "SIGKILL gw$i:${F_NODE_PROCS[i]} and every other process in its namespace"
+	mapfile -t pids < <(ip netns pids "$(h_ns "gw$i")")
 	F_T_KILL=$(f_now)
-	for p in "${pids[@]}"; do
-		kill -KILL -- "-$p" 2>/dev/null || true
-	done
+	((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
 	for p in ${F_NODE_PROCS[i]}; do
 		h_kill "$p" KILL
 	done
+	h_wait_for 5 "no process left in gw$i" f__netns_empty "gw$i"
 	F_NODE_PROCS[i]=""
+}
+
+f__netns_empty() {
+	[[ -z $(ip netns pids "$(h_ns "$1")") ]]
 }
 
 # f_kill_master PING SECS: SIGKILL every daemon of the current master; wait,
@@ -948,6 +965,15 @@ f_hitless_failover() {
 	h_assert_le "$F_GAP" "$max" "longest ping gap (ms) in the failover gw$F_OLD -> gw$F_NEW"
 	F_EVENTS+=("$F_T_KILL $te $F_OLD $F_NEW")
 }
+
+# F_SAVE_DIR: copy the run's captures and logs there at teardown (to study a
+# run that passed).
+f__save() {
+	mkdir -p "$1" && cp -a "$2"/. "$1"/
+}
+if [[ -n ${F_SAVE_DIR:-} ]]; then
+	h_on_teardown f__save "$F_SAVE_DIR/$H_RUNID" "$H_LOGDIR"
+fi
 
 # Checks the takeovers recorded by f_hitless_failover (needs the capture).
 f_check_events() {
