@@ -118,7 +118,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * GW_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-static void die(const char *what, int code)
+static _Noreturn void die(const char *what, int code)
 {
 	fprintf(stderr, "bench_handshakes: %s failed (%d)\n", what, code);
 	exit(1);
