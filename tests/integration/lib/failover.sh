@@ -573,7 +573,13 @@ f_kill_node() {
 	h_log "SIGKILL gw$i:${F_NODE_PROCS[i]} and every other process in its namespace"
 	mapfile -t pids < <(ip netns pids "$(h_ns "gw$i")")
 	F_T_KILL=$(f_now)
-	((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+	# Frozen first: keepalived's VRRP child gets SIGTERM when its parent dies
+	# (PR_SET_PDEATHSIG) and, if it runs before its own SIGKILL lands, says
+	# goodbye with a priority-0 advert: a graceful handover, not a crash.
+	if ((${#pids[@]})); then
+		kill -STOP "${pids[@]}" 2>/dev/null || true
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+	fi
 	for p in ${F_NODE_PROCS[i]}; do
 		h_kill "$p" KILL
 	done
@@ -589,14 +595,22 @@ f__netns_empty() {
 # bounded by SECS, until another node is master and PING has replies again.
 # Sets F_OLD, F_NEW, F_T_KILL (epoch s), F_T_MASTER (new master seen).
 f_kill_master() {
-	local ping=$1 secs=$2
+	local ping=$1 secs=$2 bye0 bye1
 	F_OLD=$(f_master) || h_fail "no single master before the kill: $F_OLD"
+	bye0=$(f__goodbyes)
 	f_kill_node "$F_OLD"
 	f_wait_master "$secs"
+	bye1=$(f__goodbyes)
+	h_assert_eq "$bye1" "$bye0" "priority-0 adverts heard (the kill must be a crash, not a goodbye)"
 	F_NEW=$(f_master)
 	F_T_MASTER=$(f_now)
 	h_log "gw$F_NEW is master $(f_secs "$F_T_KILL" "$F_T_MASTER") s after the kill of gw$F_OLD"
 	f_wait_ping_after "$ping" "$F_T_MASTER" "$secs"
+}
+
+# Priority-0 adverts (a master leaving gracefully) logged by any keepalived.
+f__goodbyes() {
+	cat "$H_LOGDIR"/ka*.log 2>/dev/null | grep -c "received priority 0 advertisement" || true
 }
 
 # Seconds from epoch time A to B, 3 decimals.
@@ -623,11 +637,13 @@ f__ping_ts() {
 }
 
 # "GAP_MS START" of the longest interval between two replies in [FROM, TO]
-# (the reply just before FROM counts as the start of a gap that spans it).
+# (the reply just before FROM starts, the first one after TO ends a gap that
+# spans the bound; the reading is not cut short, so no SIGPIPE upstream).
 f__ping_gap() {
 	f__ping_ts "$1" | awk -v from="${2:-0}" -v to="${3:-1e12}" '
 		$1 + 0 < from + 0 { prev = $1; next }
-		$1 + 0 > to + 0 { exit }
+		# The first reply after TO still ends a gap that began inside.
+		$1 + 0 > to + 0 { if (over++) next }
 		{
 			if (prev != "" && $1 - prev > best) { best = $1 - prev; at = prev }
 			prev = $1; n++
@@ -844,6 +860,15 @@ f_check_takeover() {
 	h_assert_ge "${reg[0]}" 1 "region epoch of gw$new's first counter ${first[2]}"
 	h_assert_eq "${reg[1]}" "$new" "region node of gw$new's first counter ${first[2]}"
 	f__handshake_log "$cap" "$tk" "$te"
+	# Nobody may be elected before 3 adverts were missed (VRRP master down
+	# interval, minus the up to one interval since the last advert): a
+	# packet from the new master before that comes from a standby.
+	local any silent_ms
+	any=$(f_capture_fields "$cap" | awk -F'\t' -v m="$(f_mac "$new")" -v t0="$tk" '
+		!done && $2 == m && $1 > t0 { printf "%.1f\n", ($1 - t0) * 1000; done = 1 }')
+	silent_ms=$(awk -v a="$F_ADVERT" 'BEGIN { printf "%d", 2 * a * 1000 }')
+	h_assert_ge "${any:-0}" "$silent_ms" \
+		"ms from the kill to gw$new's first packet to the client (a standby must stay silent)"
 	inits=$(f_init_from_client "$cap" "$tk" "$te")
 	h_assert_eq "$inits" 0 "handshake initiations from the client during the failover"
 	h_log "takeover gw$old -> gw$new: receiver ${first[1]} kept; gw$old's last counter" \
