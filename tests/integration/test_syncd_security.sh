@@ -151,8 +151,8 @@ STATE1=$(c_state 1)
 BASE=$(c_rejected 1)
 SPECS=garbage,truncated,nobody,version,cluster,origin,update-req,repair-other,chunk-req,multipart
 OUT=$(h_exec_timeout n4 30 python3 "$C_TOOL" inject --endpoint "tcp://$(c_addr4 1):$((C_PORT + 1))" \
-	--server-key "$(c__curve_pub 1)" --public "$(c__curve_pub 3)" \
-	--secret "$(<"$(c_dir 3)/curve.secret")" --cluster "$C_NAME" --origin 3 --probe 1 \
+	--server-key="$(c__curve_pub 1)" --public="$(c__curve_pub 3)" \
+	--secret="$(<"$(c_dir 3)/curve.secret")" --cluster "$C_NAME" --origin 3 --probe 1 \
 	--frames "$SPECS")
 h_assert_eq "$(paste -sd' ' <<<"$OUT")" "probe-before ok sent 10 probe-after ok" \
 	"authenticated injection as node 3 (probes answered, frames sent)"
@@ -169,8 +169,8 @@ grep -h "dropped\|replica: from node 3" "$(h_log_of syncd1)" | tail -n 12 | sed 
 # The same with an unknown key pair: no answer, one more ZAP denial.
 BASE=$(c_rejected 1)
 OUT=$(h_exec_timeout n4 30 python3 "$C_TOOL" inject --endpoint "tcp://$(c_addr4 1):$((C_PORT + 1))" \
-	--server-key "$(c__curve_pub 1)" --public "$(<"$X/curve.public")" \
-	--secret "$(<"$X/curve.secret")" --cluster "$C_NAME" --origin 4 --probe 1 --wait 2 \
+	--server-key="$(c__curve_pub 1)" --public="$(<"$X/curve.public")" \
+	--secret="$(<"$X/curve.secret")" --cluster "$C_NAME" --origin 4 --probe 1 --wait 2 \
 	--frames garbage)
 h_assert_match "$(paste -sd' ' <<<"$OUT")" "^probe-before none sent [01] probe-after none$" \
 	"injection with an unknown key (no answer)"
