@@ -6,7 +6,7 @@
 #   4. libFuzzer build: a short coverage-guided run of every fuzz target.
 # Environment: GW_TEST_SKIP_FUZZ=1 skips step 4, GW_TEST_LABEL=unit limits
 # step 2 to one ctest label, GW_TEST_UNSTABLE=1 also runs the tests labelled
-# "unstable" (seen failing intermittently; listed in tests/CMakeLists.txt).
+# "unstable" (failing on a known open bug; listed in tests/CMakeLists.txt).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
