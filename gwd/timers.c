@@ -131,8 +131,14 @@ void gwd_timers_stop(struct gwd_peer *peer)
 
 void gwd_timers_data_sent(struct gwd_peer *peer)
 {
-	arm_if_idle(peer, &peer->new_handshake,
-		    GWD_SEC_NS(GWD_KEEPALIVE_TIMEOUT + GWD_REKEY_TIMEOUT) + jitter_ns());
+	/*
+	 * Called for every data packet sent: the jitter (a getrandom(2) call)
+	 * is drawn only when the timer is actually armed, not per packet.
+	 */
+	if (gw_timer_pending(&peer->new_handshake))
+		return;
+	arm(peer, &peer->new_handshake,
+	    GWD_SEC_NS(GWD_KEEPALIVE_TIMEOUT + GWD_REKEY_TIMEOUT) + jitter_ns());
 }
 
 void gwd_timers_data_received(struct gwd_peer *peer)
