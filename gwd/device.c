@@ -16,6 +16,8 @@
 #include "gw/key.h"
 #include "gw/log.h"
 #include "gw/nl.h"
+#include "messages.h"
+#include "offload.h"
 #include "peer.h"
 #include "tun.h"
 
@@ -58,6 +60,10 @@ const char *const gwd_stat_names[GWD_STAT__COUNT] = {
     [GWD_STAT_DROP_QUEUE_FULL] = "drop_queue_full",
     [GWD_STAT_DROP_HANDSHAKE_TIMEOUT] = "drop_handshake_timeout",
     [GWD_STAT_DROP_SEND_ERROR] = "drop_send_error",
+    [GWD_STAT_OFFLOAD_TUN_SPLIT] = "offload_tun_split",
+    [GWD_STAT_OFFLOAD_TUN_COALESCED] = "offload_tun_coalesced",
+    [GWD_STAT_OFFLOAD_UDP_GSO] = "offload_udp_gso",
+    [GWD_STAT_OFFLOAD_UDP_GRO] = "offload_udp_gro",
 };
 
 void gwd_stat_add(struct gwd_device *dev, struct gwd_peer *peer, enum gwd_stat s, uint64_t n)
@@ -296,7 +302,29 @@ void gwd_device_staged_put(struct gwd_device *dev, struct gwd_staged *s)
 
 /* --- System I/O: TUN, UDP sockets and link events on the loop ------------------- */
 
-enum { IO_BATCH = 64 };
+enum {
+	IO_BATCH = 64,
+	/* TUN reads: a virtio header and a 64 KiB super-packet. */
+	TUN_BUF_LEN = GWD_VNET_HDR_LEN + GWD_MAX_PACKET + 1,
+	/* One UDP_SEGMENT send: the largest IPv4 UDP payload, and the kernel's segment limit. */
+	TX_MAX_LEN = 65507,
+	TX_MAX_SEGS = 64,
+};
+
+/*
+ * Data messages waiting for one UDP_SEGMENT send: all to one endpoint from
+ * one source, all seg bytes but the last. src points at the sending peer's
+ * source (peer->src); peers are removed only from UAPI and sync callbacks,
+ * never while a TUN or UDP callback (which flushes before returning) runs,
+ * so it stays valid until the flush.
+ */
+struct tx_batch {
+	uint8_t *buf;
+	size_t len, seg, n;
+	bool closed; /* a short datagram ended it */
+	union gw_sockaddr to;
+	struct gwd_src *src, src_val;
+};
 
 struct gwd_sysnet {
 	struct gwd_device *dev;
@@ -305,6 +333,12 @@ struct gwd_sysnet {
 	bool has_pending;
 	int nlfd;
 	uint8_t *rx_buf, *tun_buf;
+	/* Offloads (gwd_device_attach_system()): each on when the kernel took it. */
+	bool udp_gso, udp_gro;
+	bool batching; /* inside a TUN or UDP callback: sends and TUN writes are held */
+	uint8_t *seg_buf;
+	struct tx_batch tx;
+	struct gwd_gro gro;
 };
 
 static struct gw_ratelimit io_rl = GW_RATELIMIT_INIT(5 * GW_NSEC_PER_SEC, 5);
@@ -320,28 +354,129 @@ static void tun_gone(struct gwd_sysnet *sys, const char *why)
 	gw_loop_stop(dev->loop);
 }
 
+/* A send or TUN write that failed after the device counted it done. */
+static void late_error(struct gwd_sysnet *sys, const char *what, int err)
+{
+	gwd_stat_inc(sys->dev, NULL, GWD_STAT_DROP_SEND_ERROR);
+	gw_log_rl(&io_rl, GW_LOG_WARN, "gwd: %s: %s", what, strerror(-err));
+}
+
+/* Sends the held data messages: one UDP_SEGMENT call, or one by one where that fails. */
+static void tx_flush(struct gwd_sysnet *sys)
+{
+	struct tx_batch *tx = &sys->tx;
+	struct gwd_src src = tx->src_val;
+	int err = -EIO;
+
+	if (!tx->n)
+		return;
+	if (tx->n > 1 && sys->udp_gso) {
+		err =
+		    gwd_udp_send_gso(&sys->udp, &tx->to, &src, tx->buf, tx->len, (uint16_t)tx->seg);
+		if (!err)
+			gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_UDP_GSO);
+		if (err == -EIO) {
+			gw_info("gwd: UDP segmentation offload refused on this route, "
+				"sending datagrams one by one");
+			sys->udp_gso = false;
+		}
+	}
+	if (err == -EIO) {
+		err = 0;
+		for (size_t off = 0; off < tx->len; off += tx->seg) {
+			size_t len = tx->len - off < tx->seg ? tx->len - off : tx->seg;
+			int e = gwd_udp_send(&sys->udp, &tx->to, &src, tx->buf + off, len);
+
+			if (e)
+				err = e;
+		}
+	}
+	if (err)
+		late_error(sys, "UDP send", err);
+	/* The pinned source was gone: the peer learns it, unless it moved on meanwhile. */
+	if (src.family == 0 && tx->src_val.family != 0 && tx->src &&
+	    memcmp(tx->src, &tx->src_val, sizeof(src)) == 0)
+		memset(tx->src, 0, sizeof(*tx->src));
+	tx->n = tx->len = 0;
+}
+
+static void flush_all(struct gwd_sysnet *sys)
+{
+	int err;
+
+	tx_flush(sys);
+	if (sys->tun.vnet_hdr && (err = gwd_gro_flush(&sys->gro)) < 0)
+		late_error(sys, "TUN write", err);
+	sys->batching = false;
+}
+
 static void udp_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct gwd_sysnet *sys = arg;
 	union gw_sockaddr from;
 	struct gwd_src local;
+	size_t gso;
 
 	(void)loop;
 	(void)events;
+	sys->batching = true;
 	for (int i = 0; i < IO_BATCH; i++) {
-		ssize_t n = gwd_udp_recv(fd, sys->rx_buf, GWD_MAX_PACKET, &from, &local);
+		ssize_t n = gwd_udp_recv(fd, sys->rx_buf, GWD_MAX_PACKET, &from, &local, &gso);
 
 		if (n == -EAGAIN || n == -EWOULDBLOCK)
-			return;
+			break;
 		if (n == -EMSGSIZE) {
 			gwd_stat_inc(sys->dev, NULL, GWD_STAT_DROP_TOO_BIG);
 			continue;
 		}
 		if (n < 0) {
 			gw_log_rl(&io_rl, GW_LOG_WARN, "gwd: UDP receive: %s", strerror((int)-n));
-			return;
+			break;
 		}
-		gwd_device_receive(sys->dev, sys->rx_buf, (size_t)n, &from, &local);
+		if (!gso || gso >= (size_t)n) {
+			gwd_device_receive(sys->dev, sys->rx_buf, (size_t)n, &from, &local);
+			continue;
+		}
+		/* UDP GRO: datagrams of gso bytes back to back, the last maybe shorter. */
+		gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_UDP_GRO);
+		for (size_t off = 0; off < (size_t)n; off += gso) {
+			size_t len = (size_t)n - off < gso ? (size_t)n - off : gso;
+
+			gwd_device_receive(sys->dev, sys->rx_buf + off, len, &from, &local);
+		}
+	}
+	flush_all(sys);
+}
+
+static void xmit_one(void *arg, uint8_t *pkt, size_t len)
+{
+	struct gwd_sysnet *sys = arg;
+
+	gwd_device_xmit(sys->dev, pkt, len);
+}
+
+/* One read from the TUN: a packet, or with offloads a super-packet to split. */
+static void tun_packet(struct gwd_sysnet *sys, size_t n)
+{
+	struct virtio_net_hdr h;
+
+	if (!sys->tun.vnet_hdr) {
+		gwd_device_xmit(sys->dev, sys->tun_buf, n);
+		return;
+	}
+	if (n < GWD_VNET_HDR_LEN) {
+		gwd_stat_inc(sys->dev, NULL, GWD_STAT_DROP_MALFORMED);
+		return;
+	}
+	memcpy(&h, sys->tun_buf, sizeof(h));
+	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE)
+		gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_TUN_SPLIT);
+	if (gwd_offload_split(&h, sys->tun_buf + GWD_VNET_HDR_LEN, n - GWD_VNET_HDR_LEN,
+			      sys->seg_buf, xmit_one, sys) < 0) {
+		gwd_stat_inc(sys->dev, NULL, GWD_STAT_DROP_MALFORMED);
+		gw_log_rl(&io_rl, GW_LOG_WARN,
+			  "gwd: TUN packet with an unusable offload header (gso type %u)",
+			  h.gso_type);
 	}
 }
 
@@ -351,17 +486,20 @@ static void tun_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 
 	(void)loop;
 	(void)fd;
+	sys->batching = true;
 	for (int i = 0; i < IO_BATCH; i++) {
-		ssize_t n = gwd_tun_read(&sys->tun, sys->tun_buf, GWD_MAX_PACKET);
+		ssize_t n = gwd_tun_read(&sys->tun, sys->tun_buf, TUN_BUF_LEN);
 
 		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			break;
 		if (n <= 0) {
+			flush_all(sys);
 			tun_gone(sys, n < 0 ? strerror((int)-n) : "end of file");
 			return;
 		}
-		gwd_device_xmit(sys->dev, sys->tun_buf, (size_t)n);
+		tun_packet(sys, (size_t)n);
 	}
+	flush_all(sys);
 	if (events & (EPOLLERR | EPOLLHUP))
 		tun_gone(sys, "poll error");
 }
@@ -463,19 +601,61 @@ static void udp_drop(struct gwd_sysnet *sys, struct gwd_udp *u)
 	gwd_udp_close(u);
 }
 
+/* Whether a data message of len bytes joins the held batch as it is. */
+static bool tx_fits(const struct tx_batch *tx, const union gw_sockaddr *to,
+		    const struct gwd_src *src, size_t len)
+{
+	return !tx->closed && len <= tx->seg && tx->len + len <= TX_MAX_LEN &&
+	       tx->n < TX_MAX_SEGS && src == tx->src &&
+	       memcmp(src, &tx->src_val, sizeof(*src)) == 0 && gw_sockaddr_equal(to, &tx->to);
+}
+
 static int sys_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src, const void *buf,
 		    size_t len)
 {
 	struct gwd_sysnet *sys = arg;
+	struct tx_batch *tx = &sys->tx;
 
-	return gwd_udp_send(&sys->udp, to, src, buf, len);
+	/* Data messages are held while a callback runs; anything else goes now, in order. */
+	if (!sys->batching || !sys->udp_gso || !src || len < GWD_MESSAGE_DATA_MIN_LEN ||
+	    len > TX_MAX_LEN || gwd_message_type_of(buf, len) != GWD_MESSAGE_DATA) {
+		tx_flush(sys);
+		return gwd_udp_send(&sys->udp, to, src, buf, len);
+	}
+	if (tx->n && !tx_fits(tx, to, src, len))
+		tx_flush(sys);
+	if (!tx->n) {
+		tx->to = *to;
+		tx->src = src;
+		tx->src_val = *src;
+		tx->seg = len;
+		tx->closed = false;
+	}
+	memcpy(tx->buf + tx->len, buf, len);
+	tx->len += len;
+	tx->n++;
+	if (len < tx->seg)
+		tx->closed = true;
+	return 0;
 }
 
 static int sys_deliver(void *arg, const void *pkt, size_t len)
 {
 	struct gwd_sysnet *sys = arg;
 
+	if (sys->tun.vnet_hdr && sys->batching)
+		return gwd_gro_add(&sys->gro, pkt, len);
 	return gwd_tun_write(&sys->tun, pkt, len);
+}
+
+static int gro_write(void *arg, const struct virtio_net_hdr *h, const uint8_t *pkt, size_t len)
+{
+	struct gwd_sysnet *sys = arg;
+	int err = gwd_tun_write_vnet(&sys->tun, h, pkt, len);
+
+	if (!err && h->gso_type != VIRTIO_NET_HDR_GSO_NONE)
+		gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_TUN_COALESCED);
+	return err;
 }
 
 static int sys_bind_prepare(void *arg, uint16_t port, uint32_t fwmark, uint16_t *bound)
@@ -489,6 +669,9 @@ static int sys_bind_prepare(void *arg, uint16_t port, uint32_t fwmark, uint16_t 
 	err = gwd_udp_open(&sys->pending, port, fwmark);
 	if (err)
 		return err;
+	/* Sockets change between callbacks, never with data messages held. Best effort. */
+	if (sys->udp_gro)
+		(void)gwd_udp_enable_gro(&sys->pending);
 	err = udp_watch(sys, &sys->pending);
 	if (err) {
 		gwd_udp_close(&sys->pending);
@@ -547,11 +730,22 @@ static int sys_open(struct gwd_sysnet *sys, const char *ifname)
 	struct gw_loop *loop = sys->dev->loop;
 	int err;
 
+	bool offload = !sys->dev->no_offload;
+
 	sys->rx_buf = malloc(GWD_MAX_PACKET);
-	sys->tun_buf = malloc(GWD_MAX_PACKET);
+	sys->tun_buf = malloc(TUN_BUF_LEN);
 	if (!sys->rx_buf || !sys->tun_buf)
 		return -ENOMEM;
-	err = gwd_tun_open(&sys->tun, ifname);
+	if (offload) {
+		sys->seg_buf = malloc(GWD_MAX_PACKET);
+		sys->tx.buf = malloc(TX_MAX_LEN);
+		if (!sys->seg_buf || !sys->tx.buf)
+			return -ENOMEM;
+		err = gwd_gro_init(&sys->gro, gro_write, sys);
+		if (err)
+			return err;
+	}
+	err = gwd_tun_open(&sys->tun, ifname, offload);
 	if (err)
 		return err;
 	err = set_mtu(sys->tun.ifindex, sys->dev->mtu);
@@ -564,6 +758,14 @@ static int sys_open(struct gwd_sysnet *sys, const char *ifname)
 	if (err)
 		return err;
 	sys->dev->listen_port = sys->udp.port;
+	if (offload) {
+		/* UDP_SEGMENT needs no socket option: a refusal shows on the first send. */
+		sys->udp_gso = true;
+		sys->udp_gro = gwd_udp_enable_gro(&sys->udp);
+	}
+	gw_info("gwd: %s: offloads: TUN TSO/GRO %s, UDP GSO %s, UDP GRO %s", ifname,
+		sys->tun.offload ? "on" : "off", sys->udp_gso ? "on" : "off",
+		sys->udp_gro ? "on" : "off");
 	err = gw_loop_add_fd(loop, sys->tun.fd, EPOLLIN, tun_ready, sys);
 	if (!err)
 		err = gw_loop_add_fd(loop, sys->nlfd, EPOLLIN, nl_ready, sys);
@@ -615,6 +817,9 @@ void gwd_device_detach_system(struct gwd_device *dev)
 	gwd_tun_close(&sys->tun);
 	free(sys->rx_buf);
 	free(sys->tun_buf);
+	free(sys->seg_buf);
+	free(sys->tx.buf);
+	gwd_gro_free(&sys->gro);
 	free(sys);
 	dev->sys = NULL;
 	memset(&dev->net, 0, sizeof(dev->net));

@@ -87,6 +87,11 @@ enum gwd_stat {
 	GWD_STAT_DROP_QUEUE_FULL,	 /* staging queue or pool full: oldest dropped */
 	GWD_STAT_DROP_HANDSHAKE_TIMEOUT, /* staged packets purged when handshakes gave up */
 	GWD_STAT_DROP_SEND_ERROR,	 /* the UDP or TUN write failed */
+	/* Offloads (device only; peers show 0): batched system calls, each many packets. */
+	GWD_STAT_OFFLOAD_TUN_SPLIT,	/* TCP super-packets read from the TUN and split */
+	GWD_STAT_OFFLOAD_TUN_COALESCED, /* TCP super-packets written to the TUN */
+	GWD_STAT_OFFLOAD_UDP_GSO,	/* UDP_SEGMENT sends */
+	GWD_STAT_OFFLOAD_UDP_GRO,	/* coalesced UDP receives */
 	GWD_STAT__COUNT,
 };
 
@@ -175,6 +180,11 @@ struct gwd_device {
 
 	struct gwd_sysnet *sys; /* NULL in tests */
 	bool tun_gone;		/* the TUN device disappeared: the daemon should exit */
+	/*
+	 * Set before gwd_device_attach_system(): plain TUN and UDP I/O, one
+	 * system call per packet (no TSO/GRO on the TUN, no UDP GSO/GRO).
+	 */
+	bool no_offload;
 
 	uint64_t stats[GWD_STAT__COUNT];
 };
@@ -188,6 +198,15 @@ void gwd_device_free(struct gwd_device *dev);
  * Creates TUN ifname (MTU set to dev->mtu, left down), binds UDP on a random
  * port and registers both with the loop. 0 or -errno. When the TUN goes away
  * (link deleted) the device sets tun_gone and stops the loop.
+ *
+ * Unless dev->no_offload is set, the I/O is batched (docs/performance.md):
+ * the TUN hands over TCP super-packets that are split here (offload.h),
+ * encrypted data messages leave in UDP_SEGMENT batches, received datagrams
+ * arrive coalesced (UDP_GRO), and decrypted TCP segments are joined into
+ * super-packets for the TUN. Batches are flushed before the TUN or UDP
+ * callback that filled them returns, so nothing waits across loop turns;
+ * the device core is unchanged (net.send/net.deliver report a batched
+ * packet as done, and a later failure is counted as drop_send_error).
  */
 int gwd_device_attach_system(struct gwd_device *dev, const char *ifname);
 void gwd_device_detach_system(struct gwd_device *dev);

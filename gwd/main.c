@@ -32,7 +32,7 @@ static const char usage_text[] =
     "    gwd - userspace WireGuard daemon\n"
     "\n"
     "SYNOPSIS\n"
-    "    gwd [-f|--foreground] [-v|--verbose] INTERFACE\n"
+    "    gwd [-f|--foreground] [-v|--verbose] [--no-offload] INTERFACE\n"
     "    gwd [-f] [-v] --node-id N [--state-dir DIR] [--cluster-secret-file FILE]\n"
     "        [--session-socket PATH] [--anycast] [--takeover-rekey-rate N] INTERFACE\n"
     "    gwd --help | --version\n"
@@ -58,6 +58,9 @@ static const char usage_text[] =
     "    -v, --verbose     log at debug level\n"
     "    -h, --help        print this text\n"
     "    -V, --version     print the version\n"
+    "    --no-offload      one system call per packet: no TCP segmentation or\n"
+    "                      coalescing on the TUN, no UDP GSO/GRO (also\n"
+    "                      GWD_NO_OFFLOAD=1; docs/performance.md)\n"
     "\n"
     "CLUSTER OPTIONS (docs/failover.md)\n"
     "    --node-id N       run as cluster node N (1..255): receiver indexes and\n"
@@ -82,7 +85,8 @@ static const char usage_text[] =
     "ENVIRONMENT\n"
     "    GWD_LOG_LEVEL              error, warning, info (default) or debug\n"
     "    GWD_UNDER_LOAD_THRESHOLD   handshake messages per second above which\n"
-    "                               gwd demands cookies (default 1000; 0: always)\n";
+    "                               gwd demands cookies (default 1000; 0: always)\n"
+    "    GWD_NO_OFFLOAD             1: as --no-offload\n";
 
 struct options {
 	bool foreground;
@@ -96,6 +100,7 @@ struct options {
 	bool anycast;
 	uint32_t rekey_rate;
 	bool cluster_opt; /* some cluster option was given */
+	bool no_offload;
 };
 
 enum {
@@ -105,6 +110,7 @@ enum {
 	OPT_SESSION_SOCKET,
 	OPT_ANYCAST,
 	OPT_REKEY_RATE,
+	OPT_NO_OFFLOAD,
 };
 
 /* A decimal in [0, max]; -EINVAL otherwise. */
@@ -168,6 +174,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"session-socket", required_argument, NULL, OPT_SESSION_SOCKET},
 	    {"anycast", no_argument, NULL, OPT_ANYCAST},
 	    {"takeover-rekey-rate", required_argument, NULL, OPT_REKEY_RATE},
+	    {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -180,6 +187,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case OPT_NO_OFFLOAD:
+			o->no_offload = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -227,6 +237,13 @@ static enum gw_log_level log_level(const struct options *o)
 	if (s && gw_log_level_parse(s, &level) < 0)
 		fprintf(stderr, "gwd: ignoring GWD_LOG_LEVEL=%s\n", s);
 	return level;
+}
+
+static bool no_offload_env(void)
+{
+	const char *s = getenv("GWD_NO_OFFLOAD");
+
+	return s && (strcmp(s, "1") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "true") == 0);
 }
 
 static uint32_t under_load_threshold(void)
@@ -435,6 +452,7 @@ static int start(struct daemon *d, const struct options *o)
 	err = gwd_device_new(&d->dev, &cfg);
 	if (err)
 		return err;
+	d->dev->no_offload = o->no_offload || no_offload_env();
 	if (o->node_id) {
 		err = start_cluster(d, o);
 		if (err)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -134,11 +135,37 @@ static void read_pktinfo(struct msghdr *mh, struct gwd_src *local)
 	}
 }
 
-ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, struct gwd_src *local)
+bool gwd_udp_enable_gro(struct gwd_udp *u)
+{
+	int fds[2] = {u->fd4, u->fd6}, one = 1;
+
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] >= 0 && setsockopt(fds[i], SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0)
+			return false;
+	}
+	return true;
+}
+
+/* The segment size of a coalesced receive, 0 for a single datagram. */
+static size_t read_gro(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int v;
+
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			return v > 0 ? (size_t)v : 0;
+		}
+	}
+	return 0;
+}
+
+ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, struct gwd_src *local,
+		     size_t *gso_size)
 {
 	union {
 		struct cmsghdr align;
-		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))];
 	} ctl;
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
 	struct msghdr mh = {
@@ -156,6 +183,7 @@ ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, str
 	if (mh.msg_flags & MSG_TRUNC)
 		return -EMSGSIZE;
 	read_pktinfo(&mh, local);
+	*gso_size = read_gro(&mh);
 	return n;
 }
 
@@ -188,13 +216,35 @@ static size_t write_pktinfo(uint8_t *ctl, size_t ctlsize, const struct gwd_src *
 	return CMSG_SPACE(sizeof(pi6));
 }
 
+/*
+ * Appends the UDP_SEGMENT size after the used bytes of ctl (aligned: used
+ * is a CMSG_SPACE) and returns the new length.
+ */
+static size_t write_segment(uint8_t *ctl, size_t used, uint16_t seg)
+{
+	struct cmsghdr *c = (struct cmsghdr *)(void *)(ctl + used);
+
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(seg));
+	memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+	return used + CMSG_SPACE(sizeof(seg));
+}
+
 int gwd_udp_send(struct gwd_udp *u, const union gw_sockaddr *to, struct gwd_src *local,
 		 const void *buf, size_t len)
 {
+	return gwd_udp_send_gso(u, to, local, buf, len, 0);
+}
+
+int gwd_udp_send_gso(struct gwd_udp *u, const union gw_sockaddr *to, struct gwd_src *local,
+		     const void *buf, size_t len, uint16_t seg)
+{
 	union {
 		struct cmsghdr align;
-		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
 	} ctl;
+	size_t pi;
 	int family = to->sa.sa_family;
 	int fd = family == AF_INET ? u->fd4 : family == AF_INET6 ? u->fd6 : -1;
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
@@ -208,19 +258,21 @@ int gwd_udp_send(struct gwd_udp *u, const union gw_sockaddr *to, struct gwd_src 
 	if (fd < 0)
 		return -EAFNOSUPPORT;
 	memset(&ctl, 0, sizeof(ctl));
-	mh.msg_controllen = write_pktinfo(ctl.buf, sizeof(ctl.buf), local, family);
+	pi = write_pktinfo(ctl.buf, sizeof(ctl.buf), local, family);
+	mh.msg_controllen = seg ? write_segment(ctl.buf, pi, seg) : pi;
 	mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
 	if (sendmsg(fd, &mh, 0) >= 0)
 		return 0;
-	if (mh.msg_controllen &&
-	    (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
+	if (pi && (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
 		/*
 		 * The pinned address went away (the VIP moved): let the kernel
-		 * pick. IPv4 reports a deleted source as ENETUNREACH.
+		 * pick. IPv4 reports a deleted source as ENETUNREACH. The
+		 * segment size, if any, moves to the front of the buffer.
 		 */
 		memset(local, 0, sizeof(*local));
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_controllen = seg ? write_segment(ctl.buf, 0, seg) : 0;
+		mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
 		if (sendmsg(fd, &mh, 0) >= 0)
 			return 0;
 	}

@@ -43,9 +43,25 @@ int gwd_udp_set_fwmark(struct gwd_udp *u, uint32_t fwmark);
 
 /*
  * One datagram from fd into buf: bytes, or -errno (-EAGAIN when none).
- * `from` gets the sender, `local` the address it was sent to.
+ * `from` gets the sender, `local` the address it was sent to. With UDP GRO
+ * on (gwd_udp_enable_gro()) buf may hold several datagrams from the same
+ * sender back to back: *gso_size is then their size (the last may be
+ * shorter), else 0.
  */
-ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, struct gwd_src *local);
+ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, struct gwd_src *local,
+		     size_t *gso_size);
+
+/* UDP_GRO on both sockets: true when the kernel took it on every open one. */
+bool gwd_udp_enable_gro(struct gwd_udp *u);
+
+/*
+ * Like gwd_udp_send() for len bytes holding datagrams of seg bytes each
+ * (the last may be shorter), sent with one UDP_SEGMENT system call. -EIO
+ * when the route cannot segment (no checksum offload): send them one by
+ * one instead.
+ */
+int gwd_udp_send_gso(struct gwd_udp *u, const union gw_sockaddr *to, struct gwd_src *local,
+		     const void *buf, size_t len, uint16_t seg);
 
 /*
  * Sends from `local` when it is set. If that address is no longer ours the
