@@ -254,6 +254,8 @@ static const struct status *status_find(int code)
 static int conn_scrape(struct conn *c)
 {
 	struct gw_httpd *h = c->h;
+	const struct gw_clock *clock = gw_loop_clock(h->loop);
+	uint64_t start = gw_clock_mono_ns(clock);
 	int err, end;
 
 	gw_metrics_init(&c->m, 0);
@@ -267,6 +269,8 @@ static int conn_scrape(struct conn *c)
 		return 500;
 	}
 	c->body = gw_metrics_data(&c->m, &c->body_len);
+	h->stats.last_scrape_ns = gw_clock_mono_ns(clock) - start;
+	h->stats.last_scrape_bytes = c->body_len;
 	return 200;
 }
 
@@ -508,4 +512,46 @@ uint16_t gw_httpd_port(const struct gw_httpd *h)
 void gw_httpd_stats(const struct gw_httpd *h, struct gw_httpd_stats *out)
 {
 	*out = h->stats;
+}
+
+/* PREFIX + suffix into buf (GW_METRIC_NAME_MAX + 1 bytes); the prefix was checked. */
+static const char *metric_name(char *buf, const char *prefix, const char *suffix)
+{
+	snprintf(buf, GW_METRIC_NAME_MAX + 1, "%s%s", prefix, suffix);
+	return buf;
+}
+
+int gw_httpd_write_metrics(const struct gw_httpd *h, struct gw_metrics *m, const char *prefix)
+{
+	static const char *const classes[] = {"client", "server", "timeout"};
+	static const char longest[] = "_metrics_last_scrape_duration_seconds";
+	const struct gw_httpd_stats *st = &h->stats;
+	const uint64_t errors[] = {st->client_errors, st->server_errors, st->timeouts};
+	char name[GW_METRIC_NAME_MAX + 1];
+
+	if (!prefix || !gw_metrics_name_valid(prefix) ||
+	    strlen(prefix) + sizeof(longest) - 1 > GW_METRIC_NAME_MAX)
+		return -EINVAL;
+	gw_metrics_one_u64(m, metric_name(name, prefix, "_metrics_scrapes_total"),
+			   GW_METRIC_COUNTER, "Scrapes answered with 200 by the metrics server.",
+			   st->scrapes);
+	if (!gw_metrics_family(m, metric_name(name, prefix, "_metrics_errors_total"),
+			       GW_METRIC_COUNTER,
+			       "Metrics requests that failed, by class: client (4xx, 505), server "
+			       "(500), timeout (closed before an answer)."))
+		for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+			gw_metrics_sample_u64(m, (struct gw_metric_label[]){{"class", classes[i]}},
+					      1, errors[i]);
+	gw_metrics_one_u64(
+	    m, metric_name(name, prefix, "_metrics_connections_rejected_total"), GW_METRIC_COUNTER,
+	    "Metrics connections closed at once because every slot was busy.", st->rejected);
+	gw_metrics_one_u64(m, metric_name(name, prefix, "_metrics_connections"), GW_METRIC_GAUGE,
+			   "Metrics connections open now.", st->active);
+	gw_metrics_one_f64(m, metric_name(name, prefix, longest), GW_METRIC_GAUGE,
+			   "Time the previous successful scrape took to write its text.",
+			   (double)st->last_scrape_ns / 1e9);
+	gw_metrics_one_u64(m, metric_name(name, prefix, "_metrics_last_scrape_bytes"),
+			   GW_METRIC_GAUGE, "Size of the previous successful scrape's text.",
+			   st->last_scrape_bytes);
+	return 0;
 }

@@ -47,6 +47,9 @@ struct gw_httpd_stats {
 	uint64_t client_errors; /* 4xx and 505 responses */
 	uint64_t server_errors; /* 500: the metrics callback or writer failed */
 	uint64_t timeouts;	/* closed by the timer before the response was sent */
+	/* The latest 200: time the callback took to write the text, and its size. */
+	uint64_t last_scrape_ns;
+	uint64_t last_scrape_bytes;
 };
 
 /*
@@ -65,6 +68,16 @@ void gw_httpd_close(struct gw_httpd *h);
 void gw_httpd_local_addr(const struct gw_httpd *h, union gw_sockaddr *out);
 uint16_t gw_httpd_port(const struct gw_httpd *h);
 void gw_httpd_stats(const struct gw_httpd *h, struct gw_httpd_stats *out);
+/*
+ * Writes the server's own figures as metrics named PREFIX_metrics_... (PREFIX:
+ * "gwd", "syncd"; docs/metrics.md): scrapes, error responses by class,
+ * rejected connections and timeouts (counters), open connections and the
+ * latest scrape's duration and size (gauges). A scrape sees the counts as
+ * they were before it: it is counted once answered. 0, or -EINVAL for a
+ * prefix that makes an invalid name (nothing written); the writer's errors
+ * are kept in m as always (gw_metrics_end).
+ */
+int gw_httpd_write_metrics(const struct gw_httpd *h, struct gw_metrics *m, const char *prefix);
 
 /*
  * Parses the start of a request: buf[0..len) as received so far. Returns 0

@@ -30,7 +30,9 @@ enum src_mode {
 struct src {
 	enum src_mode mode;
 	unsigned calls;
-	unsigned samples; /* SRC_BIG; 0: BIG_SAMPLES */
+	unsigned samples;	  /* SRC_BIG; 0: BIG_SAMPLES */
+	struct gw_fake_clock *fc; /* when set, each call costs cost_ns of it */
+	uint64_t cost_ns;
 };
 
 static const char body_ok[] = "# HELP test_requests_total Requests seen.\n"
@@ -48,6 +50,8 @@ static int src_write(void *arg, struct gw_metrics *m)
 	char v[32];
 
 	s->calls++;
+	if (s->fc)
+		gw_fake_clock_advance(s->fc, s->cost_ns);
 	switch (s->mode) {
 	case SRC_OK:
 		gw_metrics_family(m, "test_requests_total", GW_METRIC_COUNTER, "Requests seen.");
@@ -344,6 +348,73 @@ Test(httpd, callback_failure_is_500)
 	f.src.mode = SRC_OK;
 	request_str(&f, "GET /metrics HTTP/1.1\r\n\r\n", &r);
 	cr_assert_eq(r.status, 200);
+	fx_close(&f);
+}
+
+/* The server's own figures, as a daemon exports them. */
+Test(httpd, server_metrics)
+{
+	static const char want[] =
+	    "# HELP test_metrics_scrapes_total Scrapes answered with 200 by the metrics server.\n"
+	    "# TYPE test_metrics_scrapes_total counter\n"
+	    "test_metrics_scrapes_total 2\n"
+	    "# HELP test_metrics_errors_total Metrics requests that failed, by class: client "
+	    "(4xx, 505), server (500), timeout (closed before an answer).\n"
+	    "# TYPE test_metrics_errors_total counter\n"
+	    "test_metrics_errors_total{class=\"client\"} 1\n"
+	    "test_metrics_errors_total{class=\"server\"} 1\n"
+	    "test_metrics_errors_total{class=\"timeout\"} 0\n"
+	    "# HELP test_metrics_connections_rejected_total Metrics connections closed at once "
+	    "because every slot was busy.\n"
+	    "# TYPE test_metrics_connections_rejected_total counter\n"
+	    "test_metrics_connections_rejected_total 0\n"
+	    "# HELP test_metrics_connections Metrics connections open now.\n"
+	    "# TYPE test_metrics_connections gauge\n"
+	    "test_metrics_connections 0\n"
+	    "# HELP test_metrics_last_scrape_duration_seconds Time the previous successful scrape "
+	    "took to write its text.\n"
+	    "# TYPE test_metrics_last_scrape_duration_seconds gauge\n"
+	    "test_metrics_last_scrape_duration_seconds 0.25\n"
+	    "# HELP test_metrics_last_scrape_bytes Size of the previous successful scrape's text.\n"
+	    "# TYPE test_metrics_last_scrape_bytes gauge\n"
+	    "test_metrics_last_scrape_bytes 182\n";
+	static const char *const bad[] = {"", "bad prefix", "9lives",
+					  "a_prefix_long_enough_to_push_the_longest_name_past_the_"
+					  "limit_of_one_hundred_and_twenty_eight"};
+	struct gw_metrics m;
+	struct resp r;
+	struct fx f;
+	size_t len;
+
+	fx_open(&f);
+	f.src.fc = &f.fc;
+	f.src.cost_ns = 250 * GW_NSEC_PER_MSEC;
+	request_str(&f, "GET /metrics HTTP/1.1\r\n\r\n", &r);
+	cr_assert_eq(r.status, 200);
+	request_str(&f, "GET / HTTP/1.1\r\n\r\n", &r);
+	cr_assert_eq(r.status, 404);
+	f.src.mode = SRC_FAIL;
+	f.src.cost_ns = 3 * GW_NSEC_PER_SEC;
+	request_str(&f, "GET /metrics HTTP/1.1\r\n\r\n", &r);
+	cr_assert_eq(r.status, 500);
+	f.src.mode = SRC_OK;
+	f.src.cost_ns = 250 * GW_NSEC_PER_MSEC;
+	request_str(&f, "GET /metrics HTTP/1.1\r\n\r\n", &r);
+	cr_assert_eq(r.status, 200);
+	PUMP_UNTIL(&f, active, 0);
+	gw_metrics_init(&m, 0);
+	gw_metrics_begin(&m);
+	cr_assert_eq(gw_httpd_write_metrics(f.h, &m, "test"), 0);
+	cr_assert_eq(gw_metrics_end(&m), 0);
+	cr_assert_str_eq(gw_metrics_data(&m, &len), want);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		gw_metrics_begin(&m);
+		cr_assert_eq(gw_httpd_write_metrics(f.h, &m, bad[i]), -EINVAL, "prefix '%s'",
+			     bad[i]);
+		cr_assert_eq(gw_metrics_end(&m), 0);
+		cr_assert_str_eq(gw_metrics_data(&m, &len), "", "prefix '%s' wrote", bad[i]);
+	}
+	gw_metrics_free(&m);
 	fx_close(&f);
 }
 
