@@ -190,3 +190,11 @@ bool gwd_peer_may_send(const struct gwd_peer *peer)
 {
 	return gwd_cluster_may_send(peer);
 }
+
+bool gwd_peer_has_session(const struct gwd_peer *peer, uint64_t now_ns)
+{
+	const struct gwd_noise_keypair *kp =
+	    peer->noise.current ? peer->noise.current : peer->noise.next;
+
+	return kp && !gwd_noise_keypair_expired(kp, now_ns);
+}

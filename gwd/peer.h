@@ -102,6 +102,9 @@ static inline bool gwd_peer_has_endpoint(const struct gwd_peer *peer)
  */
 bool gwd_peer_may_send(const struct gwd_peer *peer);
 
+/* A live session: a keypair to receive with (current, else next) that has not expired. */
+bool gwd_peer_has_session(const struct gwd_peer *peer, uint64_t now_ns);
+
 /* Forgets staged packets, counting them as dropped for cause s. */
 void gwd_peer_purge_staged(struct gwd_peer *peer, enum gwd_stat s);
 /* Drops the handshake and every keypair (wiped, indexes freed). */

@@ -64,14 +64,6 @@ static void stats_block(struct gwd_uapi_buf *b, const uint64_t stats[static GWD_
 		gwd_uapi_buf_append_u64(b, gwd_stat_names[i], stats[i]);
 }
 
-/* A live session: a keypair to receive with that has not expired. */
-static bool has_session(const struct gwd_peer *p, uint64_t now)
-{
-	const struct gwd_noise_keypair *kp = p->noise.current ? p->noise.current : p->noise.next;
-
-	return kp && !gwd_noise_keypair_expired(kp, now);
-}
-
 /* Cluster lines of the device block (docs/failover.md); none on a standalone gwd. */
 static void cluster_device(struct gwd_device *dev, struct gwd_uapi_buf *b)
 {
@@ -80,7 +72,7 @@ static void cluster_device(struct gwd_device *dev, struct gwd_uapi_buf *b)
 	uint64_t now = gwd_device_now(dev), owned = 0, sess_owned = 0, sess_standby = 0;
 
 	for (const struct gwd_peer *p = dev->peers_head; p; p = p->next) {
-		bool mine = gwd_cluster_may_send(p), live = has_session(p, now);
+		bool mine = gwd_cluster_may_send(p), live = gwd_peer_has_session(p, now);
 
 		owned += mine;
 		sess_owned += mine && live;
@@ -125,7 +117,8 @@ static void cluster_peer(struct gwd_device *dev, const struct gwd_peer *p, struc
 	gwd_uapi_buf_append_u64(b, "owner", p->cl.owner);
 	gwd_uapi_buf_append_u64(b, "owner_epoch", p->cl.owner_epoch);
 	gwd_uapi_buf_append_u64(b, "owned", mine);
-	gwd_uapi_buf_append_u64(b, "standby", !mine && has_session(p, gwd_device_now(dev)));
+	gwd_uapi_buf_append_u64(b, "standby",
+				!mine && gwd_peer_has_session(p, gwd_device_now(dev)));
 	if (!kp)
 		return;
 	gwd_uapi_buf_append_u64(b, "keypair_imported", kp->imported);
