@@ -39,6 +39,7 @@ enum cluster_key {
 	CK_BIND_ADDRESS,
 	CK_SESSION_SOCKET,
 	CK_SYNCED_FILE,
+	CK_METRICS,
 	CK_COUNT,
 };
 
@@ -247,6 +248,16 @@ static int key_synced_file(struct parse *p, const char *v)
 	return copy_abs_path(p, p->cfg->synced_file, sizeof(p->cfg->synced_file), v);
 }
 
+/* The /metrics listener: numeric "IP:PORT" or "[IPv6]:PORT" (docs/metrics.md). */
+static int key_metrics(struct parse *p, const char *v)
+{
+	union gw_sockaddr sa;
+
+	if (gw_endpoint_parse(&sa, v))
+		return why(p, "\"%s\" is not a numeric IP:PORT or [IPv6]:PORT", v);
+	return copy_str(p, p->cfg->metrics, sizeof(p->cfg->metrics), v);
+}
+
 static const struct key_def cluster_keys[CK_COUNT] = {
     [CK_NAME] = {"Name", key_name},
     [CK_NODE_ID] = {"NodeId", key_node_id},
@@ -262,6 +273,7 @@ static const struct key_def cluster_keys[CK_COUNT] = {
     [CK_BIND_ADDRESS] = {"BindAddress", key_bind_address},
     [CK_SESSION_SOCKET] = {"SessionSocket", key_session_socket},
     [CK_SYNCED_FILE] = {"SyncedFile", key_synced_file},
+    [CK_METRICS] = {"Metrics", key_metrics},
 };
 
 static struct syncd_member *cur_member(struct parse *p)

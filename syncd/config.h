@@ -59,6 +59,7 @@ struct syncd_config {
 	/* SYNCD_CURVE_KEY_LEN bytes in gw_secret_alloc() memory, wiped on free. */
 	uint8_t *curve_secret;
 	char bind_host[64]; /* empty: bind on this member's own address */
+	char metrics[64];   /* the /metrics listener, "IP:PORT"; empty: none */
 	unsigned heartbeat_ms;
 	unsigned peer_dead_ms;
 	unsigned log_retain; /* own updates kept for gap repair */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apply.h"
@@ -20,7 +21,9 @@
 #include "control.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/addr.h"
 #include "gw/loop.h"
+#include "metrics.h"
 #include "relay.h"
 #include "replica.h"
 #include "store.h"
@@ -42,7 +45,7 @@ static const char usage_text[] =
     "    syncd - gwcluster configuration sync daemon\n"
     "\n"
     "SYNOPSIS\n"
-    "    syncd [-f|--foreground] [-v|--verbose] [-c|--config FILE]\n"
+    "    syncd [-f|--foreground] [-v|--verbose] [-c|--config FILE] [--metrics ADDR]\n"
     "    syncd --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -61,11 +64,16 @@ static const char usage_text[] =
     "    -c, --config FILE  cluster configuration\n"
     "    -f, --foreground   stay in the foreground and log to stderr (otherwise syslog)\n"
     "    -v, --verbose      log at debug level (overrides LogLevel)\n"
+    "    --metrics ADDR     serve Prometheus metrics at http://ADDR/metrics; ADDR is\n"
+    "                       a numeric IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9587\n"
+    "                       (overrides Metrics; docs/metrics.md). syncd does not\n"
+    "                       start if it cannot listen there. Neither: no listener\n"
     "    -h, --help         print this text\n"
     "    -V, --version      print the version\n";
 
 struct options {
 	const char *config;
+	const char *metrics;
 	bool foreground;
 	bool verbose;
 };
@@ -89,15 +97,25 @@ struct daemon {
 	Gwcluster__Record *iface;
 	bool gwd_connected, gwd_reported;
 	uint64_t apply_period_ns;
+	/* Metrics: the server, what it reads, and what only it counts. */
+	struct syncd_metrics *metrics;
+	struct syncd_metrics_source msrc;
+	struct syncd_apply_stats apply_stats;
+	struct syncd_lag_clock lag;
 };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
-	    {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"metrics", required_argument, NULL, 'm'},
+	    {NULL, 0, NULL, 0},
 	};
+	union gw_sockaddr sa;
 	int c;
 
 	o->config = SYNCD_DEFAULT_CONFIG;
@@ -118,6 +136,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("syncd %s\n", GW_VERSION);
 			exit(0);
+		case 'm':
+			if (gw_endpoint_parse(&sa, optarg)) {
+				fprintf(
+				    stderr,
+				    "syncd: --metrics '%s': not a numeric IP:PORT or [IPv6]:PORT\n",
+				    optarg);
+				return -EINVAL;
+			}
+			o->metrics = optarg;
+			break;
 		default:
 			goto usage;
 		}
@@ -125,7 +153,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	if (optind == argc)
 		return 0;
 usage:
-	fprintf(stderr, "Usage: syncd [-f] [-v] [-c FILE]   (syncd --help)\n");
+	fprintf(stderr, "Usage: syncd [-f] [-v] [-c FILE] [--metrics ADDR]   (syncd --help)\n");
 	return -EINVAL;
 }
 
@@ -189,6 +217,7 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	struct daemon *d = arg;
 
 	syncd_replica_tick(d->replica);
+	syncd_lag_observe(&d->lag, d->replica, gw_loop_now(loop));
 	if (d->relay) {
 		syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
 		syncd_relay_tick(d->relay);
@@ -278,6 +307,8 @@ static void on_apply(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	}
 	rc = syncd_apply(d->cfg->ifname, d->desired, d->n_peers, d->iface ? d->iface->iface : NULL,
 			 &res);
+	syncd_apply_stats_record(&d->apply_stats, rc, res.added, res.removed, res.changed,
+				 gw_clock_mono_ns(gw_loop_clock(loop)) - start);
 	report_apply(d, rc, &res);
 	if (!rc && d->relay)
 		syncd_relay_config_applied(d->relay, res.added > 0);
@@ -519,6 +550,32 @@ static void on_signal(struct gw_loop *loop, int fd, uint32_t signo, void *arg)
 	gw_loop_stop(loop);
 }
 
+/*
+ * First, so a taken port changes nothing. The server reads d->msrc, which
+ * start() fills as the parts open; scrapes only come once the loop runs.
+ */
+static int open_metrics(struct daemon *d)
+{
+	struct timespec now;
+	int rc;
+
+	d->msrc.cfg = d->cfg;
+	d->msrc.apply = &d->apply_stats;
+	d->msrc.gwd_connected = &d->gwd_connected;
+	d->msrc.lag = &d->lag;
+	if (!clock_gettime(CLOCK_REALTIME, &now))
+		d->msrc.start_time_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	rc = syncd_metrics_open(&d->metrics, d->loop, d->cfg->metrics, &d->msrc);
+	if (rc) {
+		gw_err("syncd: cannot serve metrics on %s: %s", d->cfg->metrics,
+		       rc == -EADDRINUSE ? "address in use" : strerror(-rc));
+		return rc;
+	}
+	gw_info("syncd: metrics on http://%s/metrics (port %u)", d->cfg->metrics,
+		syncd_metrics_port(d->metrics));
+	return 0;
+}
+
 static int start(struct daemon *d)
 {
 	struct syncd_control_ctx ctx = {NULL, d->cfg, status_extra, d, NULL};
@@ -530,16 +587,23 @@ static int start(struct daemon *d)
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGINT, on_signal, NULL);
 	if (rc)
 		return rc;
+	if (d->cfg->metrics[0]) {
+		rc = open_metrics(d);
+		if (rc)
+			return rc;
+	}
 	rc = syncd_store_open(&d->store, d->cfg->state_dir);
 	if (rc) {
 		gw_err("syncd: cannot open the state in %s: %s", d->cfg->state_dir, strerror(-rc));
 		return rc;
 	}
+	d->msrc.store = d->store;
 	rc = open_replica(d);
 	if (rc) {
 		gw_err("syncd: cannot load the replicated state: %s", strerror(-rc));
 		return rc;
 	}
+	d->msrc.replica = d->replica;
 	rc = open_transport(d);
 	if (rc) {
 		gw_err("syncd: cannot open the sync sockets on %s ports %u-%u: %s",
@@ -547,10 +611,12 @@ static int start(struct daemon *d)
 		       self->port + 1, strerror(-rc));
 		return rc;
 	}
+	d->msrc.transport = d->transport;
 	if (d->cfg->session_socket[0]) {
 		rc = open_relay(d);
 		if (rc)
 			return rc;
+		d->msrc.relay = d->relay;
 		ctx.role = control_role;
 	}
 	ctx.replica = d->replica;
@@ -570,6 +636,7 @@ static int start(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
+	syncd_metrics_close(d->metrics);
 	if (d->loop) {
 		gw_timer_cancel(d->loop, &d->tick);
 		gw_timer_cancel(d->loop, &d->apply);
@@ -662,6 +729,12 @@ int main(int argc, char **argv)
 	rc = syncd_config_load(&d.cfg, o.config, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "syncd: %s\n", err);
+		return 1;
+	}
+	if (o.metrics && (size_t)snprintf(d.cfg->metrics, sizeof(d.cfg->metrics), "%s",
+					  o.metrics) >= sizeof(d.cfg->metrics)) {
+		fprintf(stderr, "syncd: --metrics '%s': too long\n", o.metrics);
+		syncd_config_free(d.cfg);
 		return 1;
 	}
 	level = o.verbose ? GW_LOG_DEBUG : d.cfg->log_level;

@@ -627,6 +627,7 @@ static void adopt_role(struct syncd_relay *r)
 {
 	if (r->role == SYNCD_ROLE_UNKNOWN && r->hello.master) {
 		r->role = SYNCD_ROLE_MASTER;
+		r->stats.role_changes[SYNCD_ROLE_MASTER]++;
 		gw_info("relay: gwd owns every peer: taking the role master");
 		return;
 	}
@@ -1154,8 +1155,10 @@ static int set_role(struct syncd_relay *r, enum syncd_role role, char *msg, size
 	int err;
 
 	r->role = role;
-	if (old != role)
+	if (old != role) {
+		r->stats.role_changes[role]++;
 		gw_info("relay: role %s (was %s)", syncd_role_name(role), syncd_role_name(old));
+	}
 	snprintf(what, sizeof(what), "role %s remembered", syncd_role_name(role));
 	if (!subscribed(r))
 		return not_connected(r, msg, len, what);

@@ -82,6 +82,7 @@ enum syncd_role {
 	SYNCD_ROLE_MASTER = GWCLUSTER__NODE_ROLE__NODE_ROLE_MASTER,
 	SYNCD_ROLE_BACKUP = GWCLUSTER__NODE_ROLE__NODE_ROLE_BACKUP,
 	SYNCD_ROLE_FAULT = GWCLUSTER__NODE_ROLE__NODE_ROLE_FAULT,
+	SYNCD_ROLE__COUNT,
 };
 
 /* The SyncedFile value, the first reason that applies. */
@@ -145,6 +146,8 @@ struct syncd_relay_stats {
 	uint64_t dumps_served;
 	uint64_t gwd_errors; /* results with an error */
 	uint64_t rejected;   /* malformed or unexpected messages */
+	/* Changes of the role, by the role taken (gwctl role, or gwd's adopted). */
+	uint64_t role_changes[SYNCD_ROLE__COUNT];
 };
 
 struct syncd_relay;

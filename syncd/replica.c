@@ -1624,6 +1624,39 @@ void syncd_records_free(Gwcluster__Record **recs, size_t n)
 	free(recs);
 }
 
+static void member_info(const struct syncd_replica *r, const struct member *m, uint64_t now,
+			struct syncd_member_info *out)
+{
+	*out = (struct syncd_member_info){
+	    .node_id = m->id,
+	    .self = m->self,
+	    .heard = m->heard,
+	    .reachable = m->heard ? reachable(r, m, now) : m->self,
+	    .synced = m->self ? syncd_replica_synced(r) : m->synced,
+	    .last_seen_ns_ago = m->self || !m->last_seen ? 0 : now - m->last_seen,
+	    .applied = our_applied(r, m),
+	    .known = m->known > our_applied(r, m) ? m->known : our_applied(r, m),
+	    .unconfirmed =
+		m->self || !m->vec
+		    ? 0
+		    : r->own_seq - (m->vec[r->self] < r->own_seq ? m->vec[r->self] : r->own_seq),
+	};
+}
+
+unsigned syncd_replica_n_members(const struct syncd_replica *r)
+{
+	return r->n;
+}
+
+int syncd_replica_member_info(const struct syncd_replica *r, unsigned i,
+			      struct syncd_member_info *out)
+{
+	if (i >= r->n)
+		return -EINVAL;
+	member_info(r, &r->members[i], now_ns(r), out);
+	return 0;
+}
+
 /* One allocation per member: the message, then its vector. */
 static Gwcluster__MemberStatus *member_status(struct syncd_replica *r, struct member *m,
 					      uint64_t now)
@@ -1632,6 +1665,7 @@ static Gwcluster__MemberStatus *member_status(struct syncd_replica *r, struct me
 	Gwcluster__OriginSeq *os;
 	Gwcluster__OriginSeq **osp;
 	bool known = m->self || m->heard;
+	struct syncd_member_info mi;
 
 	ms = calloc(1, sizeof(*ms) + r->n * (sizeof(*os) + sizeof(*osp)));
 	if (!ms)
@@ -1639,20 +1673,19 @@ static Gwcluster__MemberStatus *member_status(struct syncd_replica *r, struct me
 	gwcluster__member_status__init(ms);
 	os = (Gwcluster__OriginSeq *)(ms + 1);
 	osp = (Gwcluster__OriginSeq **)(os + r->n);
-	ms->node_id = m->id;
-	ms->self = m->self;
-	ms->reachable = m->heard ? reachable(r, m, now) : m->self;
+	member_info(r, m, now, &mi);
+	ms->node_id = mi.node_id;
+	ms->self = mi.self;
+	ms->reachable = mi.reachable;
 	ms->has_last_seen_ms_ago = m->self || m->last_seen;
-	ms->last_seen_ms_ago = m->self ? 0 : (now - m->last_seen) / GW_NSEC_PER_MSEC;
+	ms->last_seen_ms_ago = mi.last_seen_ns_ago / GW_NSEC_PER_MSEC;
 	ms->version = known ? (m->self ? r->version : m->version) : NULL;
 	ms->has_synced = known;
-	ms->synced = m->self ? syncd_replica_synced(r) : m->synced;
+	ms->synced = mi.synced;
 	ms->has_lag = known;
-	ms->lag = m->self
-		      ? 0
-		      : r->own_seq - (m->vec[r->self] < r->own_seq ? m->vec[r->self] : r->own_seq);
+	ms->lag = mi.unconfirmed;
 	ms->has_behind = !m->self;
-	ms->behind = m->self || m->known <= m->applied ? 0 : m->known - m->applied;
+	ms->behind = m->self ? 0 : mi.known - mi.applied;
 	for (unsigned i = 0; known && i < r->n; i++) {
 		gwcluster__origin_seq__init(&os[i]);
 		os[i].origin = r->members[i].id;

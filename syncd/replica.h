@@ -142,6 +142,26 @@ int syncd_replica_peer(struct syncd_replica *r, const uint8_t key[static 32],
 int syncd_replica_iface(struct syncd_replica *r, Gwcluster__Record **out);
 void syncd_records_free(Gwcluster__Record **recs, size_t n);
 
+/* One member as this node sees it (gwctl status, metrics). */
+struct syncd_member_info {
+	uint8_t node_id;
+	bool self;
+	bool heard;	/* a heartbeat or message came from it since we started */
+	bool reachable; /* heard within PeerDeadMs (always true for ourselves) */
+	bool synced;	/* as its last heartbeat said (ourselves: syncd_replica_synced) */
+	uint64_t last_seen_ns_ago; /* 0 for ourselves and a member never heard */
+	/* Its stream as an origin: our gap-free seq of it, and the greatest known to exist. */
+	uint64_t applied, known;
+	/* Own updates it has not confirmed: own_seq - its applied[us] (0 for ourselves). */
+	uint64_t unconfirmed;
+};
+
+/* Members in configuration order, this node included. */
+unsigned syncd_replica_n_members(const struct syncd_replica *r);
+/* Member i < syncd_replica_n_members(); -EINVAL beyond. No allocation. */
+int syncd_replica_member_info(const struct syncd_replica *r, unsigned i,
+			      struct syncd_member_info *out);
+
 /*
  * Fills st's node_id, synced, members (every configured member, this node
  * included, with liveness, lag, behind, version and applied vector) and

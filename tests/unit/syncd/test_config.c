@@ -125,6 +125,7 @@ Test(config, full_file)
 				   "LogRetain = 5000\n"
 				   "LogLevel = debug\n"
 				   "BindAddress = 0.0.0.0\n"
+				   "Metrics = [::1]:9587\n"
 				   "\n"
 				   "[Member]\n"
 				   "NodeId = 7\n"
@@ -151,6 +152,7 @@ Test(config, full_file)
 	cr_assert_eq(c->log_retain, 5000);
 	cr_assert_eq(c->log_level, GW_LOG_DEBUG);
 	cr_assert_str_eq(c->bind_host, "0.0.0.0");
+	cr_assert_str_eq(c->metrics, "[::1]:9587");
 	cr_assert_eq(c->n_members, 2);
 	cr_assert_eq(c->self, 1);
 	cr_assert_eq(c->members[0].node_id, 7);
@@ -182,6 +184,7 @@ Test(config, defaults)
 	cr_assert_eq(c->log_retain, SYNCD_LOG_RETAIN_DEFAULT);
 	cr_assert_eq(c->log_level, GW_LOG_INFO);
 	cr_assert_str_eq(c->bind_host, "");
+	cr_assert_str_eq(c->metrics, "", "no metrics listener by default");
 	cr_assert_str_eq(syncd_mode_name(c->mode), "vrrp");
 	syncd_config_free(c);
 }
@@ -219,6 +222,10 @@ static const struct bad_case bad[] = {
     {"[Cluster]\nLogRetain = 10\n", 2, "LogRetain: 10 is outside"},
     {"[Cluster]\nLogLevel = loud\n", 2, "LogLevel: \"loud\" is not one of"},
     {"[Cluster]\nBindAddress = example.org\n", 2, "BindAddress: \"example.org\" is not"},
+    {"[Cluster]\nMetrics = localhost:9587\n", 2,
+     "Metrics: \"localhost:9587\" is not a numeric IP:PORT or [IPv6]:PORT"},
+    {"[Cluster]\nMetrics = 127.0.0.1\n", 2, "Metrics: \"127.0.0.1\" is not a numeric"},
+    {"[Cluster]\nMetrics = 127.0.0.1:65536\n", 2, "Metrics: \"127.0.0.1:65536\" is not"},
     {"[Cluster]\nName = x\nNodeId = 1\nInterface = gw0\nCurveSecretKeyFile = @SEC@\n"
      "HeartbeatMs = 100\nPeerDeadMs = 150\n" MEMBER1,
      7, "PeerDeadMs: 150 is less than two heartbeats"},

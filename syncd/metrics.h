@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * syncd's Prometheus metrics (docs/metrics.md): the /metrics server of
+ * `syncd --metrics ADDR` (or `Metrics =` in cluster.conf) and its text,
+ * written on each scrape from the counters the replica, transport, relay
+ * and store keep already (the same ones `gwctl status` shows). Nothing is
+ * counted twice; what no module counted yet (applying to gwd, how long an
+ * origin has been behind) is counted here, fed by syncd's main loop.
+ *
+ * Single-threaded, on syncd's loop.
+ */
+#ifndef SYNCD_METRICS_H
+#define SYNCD_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "gw/loop.h"
+#include "gw/metrics.h"
+#include "relay.h"
+#include "replica.h"
+#include "store.h"
+#include "transport.h"
+
+/* Applying the configuration to gwd (main.c's reconcile timer). */
+struct syncd_apply_stats {
+	uint64_t ok;			  /* gwd matched the store afterwards */
+	uint64_t absent;		  /* gwd was not running */
+	uint64_t failed;		  /* any other error */
+	uint64_t added, removed, changed; /* peers, over the successful runs */
+	uint64_t last_ns;		  /* duration of the latest run that reached gwd */
+	double last_ok_time;		  /* Unix time of the latest success; 0: none yet */
+};
+
+/* Records one run of syncd_apply(): its result, what it did and how long it took. */
+void syncd_apply_stats_record(struct syncd_apply_stats *st, int rc, size_t added, size_t removed,
+			      size_t changed, uint64_t duration_ns);
+
+/*
+ * How long each origin has been behind: the replica knows how far behind
+ * (known - applied), this remembers since when. Observed every heartbeat, so
+ * the time is exact to a heartbeat interval.
+ */
+struct syncd_lag_clock {
+	bool started;
+	uint64_t caught_up_ns[256]; /* by node id: last time applied >= known */
+};
+
+void syncd_lag_observe(struct syncd_lag_clock *lc, const struct syncd_replica *r, uint64_t now_ns);
+/* Seconds origin has been behind (0 when caught up or never observed). */
+double syncd_lag_seconds(const struct syncd_lag_clock *lc, const struct syncd_member_info *mi,
+			 uint64_t now_ns);
+
+/*
+ * What a scrape reads. The daemon owns all of it; pointers may be NULL
+ * (not open yet, SessionSocket off) and the families they feed are then
+ * left out.
+ */
+struct syncd_metrics_source {
+	const struct syncd_config *cfg;
+	struct syncd_store *store;
+	struct syncd_replica *replica;
+	struct syncd_transport *transport;
+	struct syncd_relay *relay;
+	const struct syncd_apply_stats *apply;
+	const bool *gwd_connected; /* the latest apply reached gwd */
+	const struct syncd_lag_clock *lag;
+	double start_time_s; /* Unix time syncd started; 0: not exported */
+};
+
+/* Writes syncd's families into m (not the server's own). 0 or -errno; writer errors stay in m. */
+int syncd_metrics_write(const struct syncd_metrics_source *src, uint64_t now_ns,
+			struct gw_metrics *m);
+
+struct syncd_metrics;
+
+/*
+ * Serves the metrics of *src (read at each scrape, so the daemon may fill
+ * it after this call; it must outlive the server) at http://addr/metrics.
+ * 0, -EINVAL for an unparsable addr, or -errno from the listener
+ * (-EADDRINUSE: the port is taken).
+ */
+int syncd_metrics_open(struct syncd_metrics **out, struct gw_loop *loop, const char *addr,
+		       const struct syncd_metrics_source *src);
+/* NULL is a no-op. */
+void syncd_metrics_close(struct syncd_metrics *sm);
+uint16_t syncd_metrics_port(const struct syncd_metrics *sm);
+
+#endif
