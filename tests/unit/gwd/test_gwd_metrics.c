@@ -302,6 +302,9 @@ Test(gwd_metrics, stat_table_complete)
 
 		gwd_metrics_stat_name(a, &fa, &la, &va);
 		cr_assert_not_null(fa, "%s has no family", gwd_stat_names[a]);
+		cr_expect_str_neq(fa, "gwd_other_events_total",
+				  "%s is not mapped to a family in gwd/metrics.c (stat_map[])",
+				  gwd_stat_names[a]);
 		cr_assert(gw_metrics_name_valid(fa));
 		cr_assert_eq(!la, !va, "%s: label and value go together", gwd_stat_names[a]);
 		cr_assert(strlen(fa) > 6 && !strcmp(fa + strlen(fa) - 6, "_total"), "%s", fa);
