@@ -582,6 +582,9 @@ static int start(struct daemon *d)
 	const struct syncd_member *self = &d->cfg->members[d->cfg->self];
 	int rc;
 
+	/* Before anything can fail: stop() cancels them, and a zeroed timer looks armed. */
+	gw_timer_init(&d->tick, on_tick, d);
+	gw_timer_init(&d->apply, on_apply, d);
 	rc = gw_loop_new(&d->loop, NULL);
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGTERM, on_signal, NULL);
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGINT, on_signal, NULL);
@@ -626,8 +629,6 @@ static int start(struct daemon *d)
 		       rc == -EADDRINUSE ? "another syncd serves it" : strerror(-rc));
 		return rc;
 	}
-	gw_timer_init(&d->tick, on_tick, d);
-	gw_timer_init(&d->apply, on_apply, d);
 	d->dirty = true;
 	d->apply_period_ns = APPLY_PERIOD_MS * GW_NSEC_PER_MSEC;
 	rc = gw_timer_arm_in(d->loop, &d->tick, 0);
