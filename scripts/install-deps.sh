@@ -12,7 +12,7 @@ BUILD_PKGS=(
 # Runtime companions and integration-test tools.
 RUN_PKGS=(
 	iproute2 iputils-ping procps psmisc nftables keepalived frr conntrackd
-	wireguard-tools wireguard-go iperf3 tshark python3 jq prometheus
+	wireguard-tools wireguard-go iperf3 tshark python3 jq prometheus curl
 )
 
 missing=()

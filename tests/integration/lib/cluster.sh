@@ -57,7 +57,8 @@
 # Names: c_dir I, c_conf_path I, c_if I (interface), c_addr4 I, c_addr6 I,
 # c_sync_addr I. Node I's files: $(c_dir I)/{cluster.conf,curve.secret,
 # curve.public,state/,ctl.sock}.
-# Variables: C_N, C_NAME, C_PORT, C_SYNCD, C_GWCTL, C_HB_MS, C_DEAD_MS.
+# Variables: C_N, C_NAME, C_PORT, C_SYNCD, C_GWCTL, C_HB_MS, C_DEAD_MS;
+# C_GWD_ARGS: extra gwd options (word-split), e.g. "--metrics 127.0.0.1:9586".
 
 C_SYNCD=${SYNCD_BIN:-$H_BUILD_DIR/bin/syncd}
 C_GWCTL=${GWCTL_BIN:-$H_BUILD_DIR/bin/gwctl}
@@ -177,7 +178,7 @@ c_conf_other() {
 
 # c_node I: namespace, sync link, Curve keys and gwd of node I.
 c_node() {
-	local i=$1 d
+	local i=$1 d gwd_args
 	d=$(c_dir "$i")
 	mkdir -p "$d"
 	h_host "n$i"
@@ -185,7 +186,8 @@ c_node() {
 	h_addr "n$i" eth0 "$(c_addr4 "$i")/24"
 	h_addr "n$i" eth0 "$(c_addr6 "$i")/64"
 	"$C_GWCTL" genkey --curve --out "$d/curve" >/dev/null || h_fail "gwctl genkey --curve failed"
-	h_gwd_up "n$i" "$(c_if "$i")"
+	read -r -a gwd_args <<<"${C_GWD_ARGS:-}"
+	h_gwd_up "n$i" "$(c_if "$i")" "${gwd_args[@]}"
 }
 
 c_lab() {
