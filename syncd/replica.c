@@ -1520,6 +1520,11 @@ bool syncd_replica_synced(const struct syncd_replica *r)
 	return true;
 }
 
+bool syncd_replica_caught_up(const struct syncd_replica *r)
+{
+	return r->phase == PH_SYNCED;
+}
+
 bool syncd_replica_writable(const struct syncd_replica *r)
 {
 	return r->synced_once || r->phase == PH_SYNCED;

@@ -124,6 +124,14 @@ int syncd_replica_write(struct syncd_replica *r, Gwcluster__Record **records, si
 
 /* Initial catch-up done and no gap stuck for long. */
 bool syncd_replica_synced(const struct syncd_replica *r);
+/*
+ * The initial catch-up ended in this process: it heard a member (or is the
+ * only member) and applied everything known to exist then. Unlike
+ * syncd_replica_synced() it never turns false again, and unlike
+ * syncd_replica_writable() it is false after a restart until the node has
+ * heard the cluster (readiness for master, relay.h).
+ */
+bool syncd_replica_caught_up(const struct syncd_replica *r);
 /* Own writes are accepted (see syncd_replica_write). */
 bool syncd_replica_writable(const struct syncd_replica *r);
 uint64_t syncd_replica_own_seq(const struct syncd_replica *r);

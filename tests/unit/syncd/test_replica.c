@@ -755,6 +755,47 @@ Test(replica, restart_keeps_state_and_clock)
 	assert_converged();
 }
 
+/*
+ * Readiness for master rests on caught_up: a node restarted while cut off
+ * from every member still takes writes (it knows its seq) but has not
+ * caught up, however long it waits; once it hears a member it catches up.
+ */
+Test(replica, isolated_restart_is_writable_but_not_caught_up)
+{
+	net_init(3, true);
+	run_until_synced();
+	cr_assert_eq(put_peer(2, 1, 1, 0), 0);
+	run_ms(300);
+	node_close(1);
+	cr_assert_eq(put_peer(2, 1, 2, 0), 0); /* node 1 misses this one */
+	run_ms(300);
+	for (unsigned i = 2; i <= 3; i++)
+		net.cut[1][i] = net.cut[i][1] = true;
+	node_open(1);
+	cr_assert(syncd_replica_writable(node(1)->r), "a restarted node knows its seq");
+	cr_assert_not(syncd_replica_caught_up(node(1)->r));
+	run_ms(60000);
+	cr_assert_not(syncd_replica_caught_up(node(1)->r), "caught up without hearing any member");
+	cr_assert_not(syncd_replica_synced(node(1)->r));
+	cr_assert_eq(peer_ip(1, 1), 1);
+	/* Node 3 only comes back: enough to catch up. */
+	net.cut[1][3] = net.cut[3][1] = false;
+	run_ms(3000);
+	cr_assert(syncd_replica_caught_up(node(1)->r));
+	cr_assert_eq(peer_ip(1, 1), 2, "caught up without node 2's last write");
+	/* Caught up stays true while a member is cut off again. */
+	net.cut[1][3] = net.cut[3][1] = true;
+	run_ms(5000);
+	cr_assert(syncd_replica_caught_up(node(1)->r));
+}
+
+Test(replica, single_node_caught_up_at_once)
+{
+	net_init(1, true);
+	step();
+	cr_assert(syncd_replica_caught_up(node(1)->r));
+}
+
 Test(replica, wiped_node_continues_its_sequence)
 {
 	net_init(2, true);
