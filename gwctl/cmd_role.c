@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * gwctl role master|backup|fault|claim PUBKEY...|release PUBKEY...|show:
+ * gwctl role master|backup|fault|claim PUBKEY...|release PUBKEY...|ready|show:
  * the node's part in failover, for operators and keepalived's hooks
  * (ha-hooks/). syncd remembers the role and hands it to gwd as RoleCommand.
  */
@@ -23,6 +23,7 @@ static const struct {
     {"fault", GWCLUSTER__ROLE_REQUEST__ACTION__FAULT, false},
     {"claim", GWCLUSTER__ROLE_REQUEST__ACTION__CLAIM, true},
     {"release", GWCLUSTER__ROLE_REQUEST__ACTION__RELEASE, true},
+    {"ready", GWCLUSTER__ROLE_REQUEST__ACTION__READY, false},
 };
 
 /* The keys of argv[0..argc) into q (freed with free_keys), or an exit status. */
@@ -95,8 +96,16 @@ int gwctl_cmd_role(struct gwctl *g, int argc, char **argv)
 		return gwctl_usage_error("role");
 	}
 	if (g->force && actions[a].action != GWCLUSTER__ROLE_REQUEST__ACTION__MASTER &&
-	    actions[a].action != GWCLUSTER__ROLE_REQUEST__ACTION__CLAIM) {
-		gwctl_err("role %s: --force belongs to 'role master' and 'role claim'", word);
+	    actions[a].action != GWCLUSTER__ROLE_REQUEST__ACTION__CLAIM &&
+	    actions[a].action != GWCLUSTER__ROLE_REQUEST__ACTION__READY) {
+		gwctl_err(
+		    "role %s: --force belongs to 'role master', 'role claim' and 'role ready'",
+		    word);
+		return gwctl_usage_error("role");
+	}
+	if (!g->force && actions[a].action == GWCLUSTER__ROLE_REQUEST__ACTION__READY) {
+		gwctl_err("role ready: makes this node eligible for master without any other "
+			  "member's sessions; give --force if every other member is gone");
 		return gwctl_usage_error("role");
 	}
 	rc = actions[a].keys ? parse_keys(argc - 1, argv + 1, &role) : 0;

@@ -118,6 +118,13 @@ static const char role_text[] =
     "    role release PUBKEY...\n"
     "        gwd claims or releases these peers only; not remembered (the\n"
     "        next role master/backup/fault overrides it).\n"
+    "\n"
+    "    role ready --force\n"
+    "        Makes this node ready for master (its SyncedFile 0) although no\n"
+    "        member has sent it sessions since it started: for a cluster that\n"
+    "        starts while the other members are gone for good. Its clients\n"
+    "        will handshake anew. Lasts until syncd stops; gwd must still be\n"
+    "        connected and the dumps of live members imported.\n"
     "\n";
 
 static const char help_text[] = "    help [COMMAND]\n"
@@ -132,7 +139,7 @@ static const char tail[] =
     "    -s, --socket SOCKET  the control socket itself; overrides -c\n"
     "    --json               JSON on stdout instead of tables\n"
     "    --timeout MS         how long to wait for syncd (default 5000)\n"
-    "    --force              role master|claim: even when not ready\n"
+    "    --force              role master|claim: even when not ready; role ready\n"
     "    -h, --help           this manual\n"
     "    -V, --version        the version\n"
     "\n"

@@ -212,6 +212,13 @@ static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
 
 static void refresh_synced_file(struct daemon *d);
 
+/* The replica's catch-up, for the relay's readiness. */
+static void config_state(struct daemon *d)
+{
+	syncd_relay_config_state(d->relay, syncd_replica_caught_up(d->replica),
+				 syncd_replica_writable(d->replica));
+}
+
 static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 {
 	struct daemon *d = arg;
@@ -219,7 +226,7 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	syncd_replica_tick(d->replica);
 	syncd_lag_observe(&d->lag, d->replica, gw_loop_now(loop));
 	if (d->relay) {
-		syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
+		config_state(d);
 		syncd_relay_tick(d->relay);
 		refresh_synced_file(d);
 	}
@@ -436,7 +443,7 @@ static int control_role(void *arg, const Gwcluster__RoleRequest *req,
 {
 	struct daemon *d = arg;
 
-	syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
+	config_state(d);
 	return syncd_relay_role(d->relay, req, summary, msg, msglen);
 }
 
@@ -494,7 +501,7 @@ static void status_extra(void *arg, Gwcluster__ClusterStatus *st)
 				ts->zap_denied + syncd_replica_stats(d->replica)->rejected;
 	if (d->relay) {
 		st->rejected_messages += syncd_relay_stats(d->relay)->rejected;
-		syncd_relay_config_state(d->relay, syncd_replica_writable(d->replica));
+		config_state(d);
 		syncd_relay_status(d->relay, st);
 	}
 }

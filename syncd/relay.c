@@ -56,6 +56,10 @@ struct member {
 	uint64_t dump_id, dump_next_ns, dump_sent_ns, ack_id;
 	unsigned dump_tries;
 	uint64_t dumps;
+	/* What its Done said of the dump being imported or imported last. */
+	bool dump_gwd;	  /* its gwd was subscribed: the dump holds its sessions */
+	bool dump_ready;  /* it was ready itself: the dump holds the cluster's sessions */
+	uint64_t done_ns; /* when the import completed */
 };
 
 /* A dump request from another member, served by a dump of our gwd. */
@@ -87,6 +91,8 @@ struct syncd_relay {
 	Gwcluster__GwdHello hello; /* scalars only; interface not kept */
 	bool mismatch;		   /* gwd runs under another node id */
 	bool config_caught_up, config_applied, ready_latched;
+	bool config_had; /* the state directory caught up once (it holds a configuration) */
+	bool forced;	 /* gwctl role ready --force: no member's sessions needed */
 	enum syncd_ready ready;
 	char why[WHY_LEN];
 	enum syncd_role role;
@@ -516,10 +522,66 @@ static bool holds_up(const struct syncd_relay *r, const struct member *m)
 	return member_alive(r, m) || ms_since(r, r->started_ns) <= 2 * dead;
 }
 
+/*
+ * The member whose imported dump makes this node hold the cluster's
+ * sessions, since gwd subscribed: one that was ready itself when it served
+ * it. NULL when there is none (see has_source).
+ */
+static const struct member *ready_source(const struct syncd_relay *r)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		if (!r->members[i].self && r->members[i].dump == DUMP_DONE &&
+		    r->members[i].dump_ready)
+			return &r->members[i];
+	return NULL;
+}
+
+/* Every other member's gwd sent its sessions: together they are all there are. */
+static bool whole_cluster_dumped(const struct syncd_relay *r)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		if (!r->members[i].self &&
+		    (r->members[i].dump != DUMP_DONE || !r->members[i].dump_gwd))
+			return false;
+	return true;
+}
+
+/*
+ * Members it has not heard are never taken as "dead, so nothing to wait
+ * for": a node is ready only once it holds the cluster's sessions by
+ * evidence. That is a dump from a member that was ready itself, or dumps
+ * from the gwd of every other member (a whole cluster starting together),
+ * or nothing at all in a one-member cluster, or the operator's word
+ * (gwctl role ready --force) that the other members are gone.
+ */
+static bool has_source(const struct syncd_relay *r)
+{
+	return r->n == 1 || r->forced || ready_source(r) || whole_cluster_dumped(r);
+}
+
+static void no_source_why(struct syncd_relay *r)
+{
+	bool heard = false;
+
+	for (unsigned i = 0; i < r->n; i++)
+		heard |= !r->members[i].self && r->members[i].last_status_ns;
+	if (!heard)
+		snprintf(r->why, sizeof(r->why),
+			 "no member heard since syncd started (gwctl role ready --force if every "
+			 "other member is gone for good)");
+	else
+		snprintf(r->why, sizeof(r->why),
+			 "no member that is ready itself has sent its sessions, and not every "
+			 "member has");
+}
+
 static enum syncd_ready compute_ready(struct syncd_relay *r)
 {
-	if (!r->config_caught_up) {
-		snprintf(r->why, sizeof(r->why), "the configuration has not caught up yet");
+	if (!r->config_caught_up && !(r->forced && r->config_had)) {
+		snprintf(r->why, sizeof(r->why),
+			 r->config_had ? "the configuration has not caught up with a member since "
+					 "syncd started"
+				       : "the configuration has not caught up yet");
 		return SYNCD_READY_CONFIG;
 	}
 	if (r->gwd != GWD_SUBSCRIBED) {
@@ -543,7 +605,28 @@ static enum syncd_ready compute_ready(struct syncd_relay *r)
 				 "the sessions of node %u are not imported yet", r->members[i].id);
 			return SYNCD_READY_SESSIONS;
 		}
+	if (!has_source(r)) {
+		no_source_why(r);
+		return SYNCD_READY_SESSIONS;
+	}
 	return SYNCD_READY;
+}
+
+static void log_ready(const struct syncd_relay *r)
+{
+	const struct member *src = ready_source(r);
+
+	if (src)
+		gw_info("relay: ready (sessions of node %u, which was ready, and of every live "
+			"member imported)",
+			src->id);
+	else if (r->n == 1)
+		gw_info("relay: ready (the only member)");
+	else if (whole_cluster_dumped(r))
+		gw_info("relay: ready (sessions of every member imported)");
+	else
+		gw_warn("relay: ready because the operator said so (gwctl role ready --force): "
+			"no member that was ready sent its sessions");
 }
 
 static void update_ready(struct syncd_relay *r)
@@ -554,7 +637,7 @@ static void update_ready(struct syncd_relay *r)
 		r->why[0] = '\0';
 		if (!r->ready_latched) {
 			r->ready_latched = true;
-			gw_info("relay: ready (sessions of every live member imported)");
+			log_ready(r);
 			/* Claims made before the imports may have lost to greater epochs. */
 			if (r->role == SYNCD_ROLE_MASTER)
 				(void)send_role_all(r);
@@ -588,6 +671,9 @@ static void publish_done(struct syncd_relay *r, uint64_t *ids, size_t n, uint64_
 	d.peers = peers;
 	d.has_gwd_connected = true;
 	d.gwd_connected = gwd_ok;
+	/* Ready: this gwd holds the cluster's sessions, the requester may rely on them. */
+	d.has_ready = true;
+	d.ready = gwd_ok && r->ready == SYNCD_READY;
 	env.body_case = GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_DONE;
 	env.session_dump_done = &d;
 	err = r->io.publish(r->io.arg, &env);
@@ -680,6 +766,7 @@ static void on_gwd_hello(struct syncd_relay *r, const Gwcluster__LocalMessage *m
 	for (unsigned i = 0; i < r->n; i++) {
 		r->members[i].dump = DUMP_IDLE;
 		r->members[i].dump_tries = 0;
+		r->members[i].dump_gwd = r->members[i].dump_ready = false;
 	}
 	if (r->mismatch) {
 		gw_err("relay: gwd runs as node %u but cluster.conf says %u: sessions are not "
@@ -742,6 +829,7 @@ static void on_result(struct syncd_relay *r, bool has_id, uint64_t id,
 			continue;
 		m->dump = res->error ? DUMP_WANTED : DUMP_DONE;
 		if (!res->error) {
+			m->done_ns = now_ns(r);
 			m->dumps++;
 			r->stats.dumps_completed++;
 			gw_info("relay: sessions of node %u imported", m->id);
@@ -811,8 +899,10 @@ void syncd_relay_gwd_down(struct syncd_relay *r)
 	for (unsigned i = 0; i < r->n_waiters; i++)
 		r->waiters[i].acked = true;
 	end_waiters(r, true, 0, 0, false);
-	for (unsigned i = 0; i < r->n; i++)
+	for (unsigned i = 0; i < r->n; i++) {
 		r->members[i].dump = DUMP_IDLE;
+		r->members[i].dump_gwd = r->members[i].dump_ready = false;
+	}
 	update_ready(r);
 }
 
@@ -886,6 +976,9 @@ static void on_dump_done(struct syncd_relay *r, struct member *m,
 		return;
 	m->ack_id = new_id(r);
 	m->dump = DUMP_IMPORTING;
+	/* An older syncd says nothing of its gwd when it had one, nor of its readiness. */
+	m->dump_gwd = !d->has_gwd_connected || d->gwd_connected;
+	m->dump_ready = d->has_ready && d->ready && m->dump_gwd;
 	m->dump_sent_ns = now_ns(r);
 	if (flush_imports(r, m->ack_id))
 		m->dump = DUMP_WANTED;
@@ -1040,8 +1133,28 @@ static void request_dump(struct syncd_relay *r, struct member *m, uint64_t now)
 	r->stats.dumps_requested++;
 }
 
+/*
+ * While this node has no source of the cluster's sessions (has_source), a
+ * member whose dump did not count is asked again once its status, published
+ * after that dump, says it has become ready or its gwd has subscribed.
+ */
+static bool dump_worth_again(const struct syncd_relay *r, const struct member *m)
+{
+	if (m->dump != DUMP_DONE || r->ready_latched || has_source(r) || !m->has_sum ||
+	    m->last_status_ns <= m->done_ns || !member_alive(r, m))
+		return false;
+	return (!m->dump_ready && m->sum.has_ready && m->sum.ready == SYNCD_READY &&
+		m->sum.gwd_connected) ||
+	       (!m->dump_gwd && m->sum.gwd_connected);
+}
+
 static void tick_dump(struct syncd_relay *r, struct member *m, uint64_t now)
 {
+	if (dump_worth_again(r, m)) {
+		gw_info("relay: node %u is %s now; asking for its sessions again", m->id,
+			m->dump_gwd ? "ready" : "connected to its gwd");
+		m->dump = DUMP_IDLE;
+	}
 	if (m->dump == DUMP_IDLE) {
 		m->dump = DUMP_WANTED;
 		m->dump_next_ns = 0;
@@ -1091,11 +1204,12 @@ void syncd_relay_tick(struct syncd_relay *r)
 	update_ready(r);
 }
 
-void syncd_relay_config_state(struct syncd_relay *r, bool caught_up)
+void syncd_relay_config_state(struct syncd_relay *r, bool caught_up, bool had)
 {
-	if (r->config_caught_up == caught_up)
+	if (r->config_caught_up == caught_up && r->config_had == had)
 		return;
 	r->config_caught_up = caught_up;
+	r->config_had = had;
 	update_ready(r);
 }
 
@@ -1195,6 +1309,40 @@ static int claim_release(struct syncd_relay *r, const Gwcluster__RoleRequest *q,
 	return err;
 }
 
+/*
+ * gwctl role ready --force: the operator says every other member is gone,
+ * so this node must not wait for a member's sessions (a cluster that starts
+ * with members missing for good). It lasts until syncd stops. The other
+ * conditions stand: gwd subscribed, the configuration applied, the dumps of
+ * live members imported. A state directory that never caught up has no
+ * configuration to serve: refused.
+ */
+static int force_ready(struct syncd_relay *r, bool force, char *msg, size_t len)
+{
+	if (!force) {
+		snprintf(msg, len,
+			 "role ready makes this node eligible for master without any member's "
+			 "sessions; it needs --force");
+		return -EINVAL;
+	}
+	if (!r->config_had) {
+		snprintf(msg, len,
+			 "this node's configuration never caught up with the cluster: it has "
+			 "nothing to serve (start a member that has it)");
+		return -EAGAIN;
+	}
+	if (!r->forced)
+		gw_warn("relay: readiness forced by the operator: no member's sessions are "
+			"waited for");
+	r->forced = true;
+	update_ready(r);
+	if (r->ready)
+		snprintf(msg, len, "readiness forced; not ready yet (%u): %s", r->ready, r->why);
+	else
+		snprintf(msg, len, "readiness forced: ready for master");
+	return 0;
+}
+
 int syncd_relay_role(struct syncd_relay *r, const Gwcluster__RoleRequest *q,
 		     const Gwcluster__SessionSummary **summary, char *msg, size_t len)
 {
@@ -1216,11 +1364,15 @@ int syncd_relay_role(struct syncd_relay *r, const Gwcluster__RoleRequest *q,
 	} else if (q->action == GWCLUSTER__ROLE_REQUEST__ACTION__CLAIM ||
 		   q->action == GWCLUSTER__ROLE_REQUEST__ACTION__RELEASE) {
 		err = claim_release(r, q, msg, len);
+	} else if (q->action == GWCLUSTER__ROLE_REQUEST__ACTION__READY) {
+		err = force_ready(r, q->has_force && q->force, msg, len);
 	} else if (q->action != GWCLUSTER__ROLE_REQUEST__ACTION__SHOW) {
 		snprintf(msg, len, "unknown role action %d", (int)q->action);
 		err = -EINVAL;
 	} else if (r->ready) {
 		snprintf(msg, len, "not ready for master (%u): %s", r->ready, r->why);
+	} else if (r->forced) {
+		snprintf(msg, len, "readiness forced (gwctl role ready --force)");
 	}
 	fill_summary(r, &r->out_self);
 	*summary = &r->out_self;

@@ -41,9 +41,17 @@
  *   MASTER and CLAIM are refused while the node is not ready, unless forced.
  * - Readiness: the value syncd writes to the SyncedFile for keepalived's
  *   track_file (with weight 0, non-zero is FAULT). 0 once, since gwd last
- *   subscribed, the configuration has caught up and been applied to gwd and
- *   the dumps of every member that is alive have been imported; it then
- *   stays 0 until gwd goes away (later losses only cause new dumps).
+ *   subscribed: the configuration has caught up with a member since syncd
+ *   started and been applied to gwd; the dumps of every member that is
+ *   alive have been imported; and this node holds the cluster's sessions by
+ *   evidence, not by silence: the dump of a member that was ready itself,
+ *   or the dumps of every other member's gwd (a cluster starting together),
+ *   or it is the only member, or the operator forced it (READY with force,
+ *   when the other members are gone for good). A member never heard does
+ *   not count as dead-and-satisfied. It then stays 0 until gwd goes away
+ *   (later losses only cause new dumps). Dumps carry the server's readiness
+ *   (SessionDumpDone.ready); one that did not count is asked again when the
+ *   member's status says it became ready. docs/failover.md, Readiness.
  *
  * The core knows no sockets (struct syncd_relay_io), so tests drive it with
  * LocalMessages and Envelopes; syncd_relay_link is the ZeroMQ DEALER to gwd.
@@ -88,9 +96,9 @@ enum syncd_role {
 /* The SyncedFile value, the first reason that applies. */
 enum syncd_ready {
 	SYNCD_READY = 0,
-	SYNCD_READY_CONFIG = 1,	  /* the configuration has not caught up yet */
+	SYNCD_READY_CONFIG = 1,	  /* the configuration has not caught up since syncd started */
 	SYNCD_READY_GWD = 2,	  /* gwd not subscribed, wrong node id, or config not applied */
-	SYNCD_READY_SESSIONS = 3, /* sessions of a live member not imported yet */
+	SYNCD_READY_SESSIONS = 3, /* sessions of a live member, or of a source, not imported */
 	SYNCD_READY_STOPPED = 4,  /* syncd stopped (written at exit) */
 };
 
@@ -169,8 +177,12 @@ void syncd_relay_from_gwd(struct syncd_relay *r, uint8_t *buf, size_t len);
  */
 bool syncd_relay_receive(struct syncd_relay *r, uint8_t from, enum syncd_channel ch,
 			 const Gwcluster__Envelope *env);
-/* The replica has caught up once (syncd_replica_writable); read every tick. */
-void syncd_relay_config_state(struct syncd_relay *r, bool caught_up);
+/*
+ * The replica's state, read every tick: caught_up, it caught up with a
+ * member since syncd started (syncd_replica_caught_up); had, its state
+ * directory caught up once and holds a configuration (syncd_replica_writable).
+ */
+void syncd_relay_config_state(struct syncd_relay *r, bool caught_up, bool had);
 /* The configuration was applied to gwd; peers_added: the apply added some. */
 void syncd_relay_config_applied(struct syncd_relay *r, bool peers_added);
 /* Fresh figures from gwd's stats=1. */
@@ -182,9 +194,10 @@ void syncd_relay_flush(struct syncd_relay *r);
 
 /*
  * gwctl role. 0 or -errno with a one-line explanation in msg either way:
- * -EAGAIN (not ready, for MASTER and CLAIM without force), -ENOTCONN (gwd
- * not subscribed: a role is remembered and sent once it is, CLAIM and
- * RELEASE are not), -EINVAL (a bad key or no key). *summary (relay-owned,
+ * -EAGAIN (not ready, for MASTER and CLAIM without force; READY on a state
+ * directory that never caught up), -ENOTCONN (gwd not subscribed: a role is
+ * remembered and sent once it is, CLAIM and RELEASE are not), -EINVAL (a
+ * bad key or no key, READY without force). *summary (relay-owned,
  * valid until the next call into the relay) is this node's state.
  */
 int syncd_relay_role(struct syncd_relay *r, const Gwcluster__RoleRequest *req,

@@ -305,7 +305,8 @@ static void deliver_batch(uint8_t from, Gwcluster__SessionBatch *b)
 	cr_assert(deliver(from, SYNCD_CHANNEL_STREAM, &env));
 }
 
-static void deliver_done(uint8_t from, uint64_t id)
+/* A member's SessionDumpDone: its gwd was subscribed, it was ready itself. */
+static void deliver_done_full(uint8_t from, uint64_t id, bool gwd, bool ready)
 {
 	Gwcluster__Envelope env = GWCLUSTER__ENVELOPE__INIT;
 	Gwcluster__SessionDumpDone d = GWCLUSTER__SESSION_DUMP_DONE__INIT;
@@ -313,17 +314,32 @@ static void deliver_done(uint8_t from, uint64_t id)
 	d.request_ids = &id;
 	d.n_request_ids = 1;
 	d.peers = 1;
+	d.has_gwd_connected = d.has_ready = true;
+	d.gwd_connected = gwd;
+	d.ready = ready;
 	env.body_case = GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_DONE;
 	env.session_dump_done = &d;
 	cr_assert(deliver(from, SYNCD_CHANNEL_STREAM, &env));
 }
 
-static void deliver_status(uint8_t from, uint64_t instance, uint64_t batches)
+static void deliver_done(uint8_t from, uint64_t id)
+{
+	deliver_done_full(from, id, true, true);
+}
+
+/* A member's status; ready < 0: it says nothing of its readiness nor gwd. */
+static void deliver_status_ready(uint8_t from, uint64_t instance, uint64_t batches, int ready,
+				 bool gwd)
 {
 	Gwcluster__Envelope env = GWCLUSTER__ENVELOPE__INIT;
 	Gwcluster__SessionStatus st = GWCLUSTER__SESSION_STATUS__INIT;
 	Gwcluster__SessionSummary sum = GWCLUSTER__SESSION_SUMMARY__INIT;
 
+	if (ready >= 0) {
+		sum.has_ready = sum.has_gwd_connected = true;
+		sum.ready = (uint32_t)ready;
+		sum.gwd_connected = gwd;
+	}
 	sum.has_role = true;
 	sum.role = GWCLUSTER__NODE_ROLE__NODE_ROLE_BACKUP;
 	sum.has_sessions_standby = true;
@@ -335,6 +351,11 @@ static void deliver_status(uint8_t from, uint64_t instance, uint64_t batches)
 	env.body_case = GWCLUSTER__ENVELOPE__BODY_SESSION_STATUS;
 	env.session_status = &st;
 	cr_assert(deliver(from, SYNCD_CHANNEL_STREAM, &env));
+}
+
+static void deliver_status(uint8_t from, uint64_t instance, uint64_t batches)
+{
+	deliver_status_ready(from, instance, batches, -1, false);
 }
 
 /* Time passes; a subscribed gwd keeps sending its heartbeat meanwhile. */
@@ -397,7 +418,7 @@ static void subscribe(bool master)
 	syncd_relay_gwd_up(t.r);
 	cr_assert_not_null(last_local(GWCLUSTER__LOCAL_MESSAGE__BODY_HELLO));
 	gwd_hello(SELF, master, false);
-	syncd_relay_config_state(t.r, true);
+	syncd_relay_config_state(t.r, true, true);
 	syncd_relay_config_applied(t.r, false);
 }
 
@@ -533,7 +554,7 @@ Test(relay, wrong_node_id_relays_nothing)
 
 	syncd_relay_gwd_up(t.r);
 	gwd_hello(9, false, false);
-	syncd_relay_config_state(t.r, true);
+	syncd_relay_config_state(t.r, true, true);
 	syncd_relay_config_applied(t.r, false);
 	cr_expect_eq(syncd_relay_ready(t.r, &why), SYNCD_READY_GWD);
 	cr_expect(strstr(why, "node 9"), "reason: %s", why);
@@ -704,7 +725,7 @@ Test(relay, readiness_waits_for_every_dump)
 	syncd_relay_tick(t.r);
 	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_CONFIG);
 	hear_members();
-	syncd_relay_config_state(t.r, true);
+	syncd_relay_config_state(t.r, true, true);
 	syncd_relay_tick(t.r);
 	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_GWD, "config not applied yet");
 	cr_expect_null(last_env(2, GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_REQUEST),
@@ -824,7 +845,7 @@ Test(relay, no_dump_asked_before_the_stream_is_heard)
 {
 	syncd_relay_gwd_up(t.r);
 	gwd_hello(SELF, false, false);
-	syncd_relay_config_state(t.r, true);
+	syncd_relay_config_state(t.r, true, true);
 	syncd_relay_config_applied(t.r, false);
 	deliver_status(3, 1003, 0);
 	syncd_relay_tick(t.r);
@@ -834,6 +855,242 @@ Test(relay, no_dump_asked_before_the_stream_is_heard)
 	deliver_status(2, 1002, 0);
 	syncd_relay_tick(t.r);
 	cr_expect_not_null(last_env(2, GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_REQUEST));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The readiness rule (docs/failover.md, Readiness): evidence, not silence */
+
+/* Time passes in whole seconds; the relay ticks every 100 ms meanwhile. */
+static void run_ms(uint64_t ms)
+{
+	for (uint64_t i = 0; i < ms; i += 100) {
+		advance_ms(100);
+		syncd_relay_tick(t.r);
+	}
+}
+
+/* The dump request to member m was answered: Done(gwd, ready), gwd imported it. */
+static void answer_dump(uint8_t m, bool gwd, bool ready)
+{
+	Gwcluster__Envelope *q = last_env(m, GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_REQUEST);
+	Gwcluster__LocalMessage *imp;
+
+	cr_assert_not_null(q, "no dump request to node %u", m);
+	deliver_done_full(m, q->session_dump_request->request_id, gwd, ready);
+	imp = last_local(GWCLUSTER__LOCAL_MESSAGE__BODY_IMPORT_SESSIONS);
+	cr_assert_not_null(imp);
+	gwd_result(imp->id, 0);
+}
+
+static unsigned count_requests(uint8_t to)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < t.n_env; i++)
+		n += t.env[i].to == to &&
+		     t.env[i].env->body_case == GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_REQUEST;
+	return n;
+}
+
+/*
+ * Open finding 2: syncd restarted, its state directory synced before, its
+ * sync link cut, so it hears nobody. Neither the configuration (not caught
+ * up with anyone since it started) nor the sessions (no member heard) let
+ * it become ready, however long it waits.
+ */
+Test(relay, isolated_restart_never_ready)
+{
+	const char *why;
+
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, false, false);
+	syncd_relay_config_state(t.r, false, true);
+	syncd_relay_config_applied(t.r, false);
+	for (unsigned s = 0; s < 60; s++) {
+		run_ms(1000);
+		cr_assert_eq(syncd_relay_ready(t.r, &why), SYNCD_READY_CONFIG, "after %u s", s);
+	}
+	cr_expect(strstr(why, "since syncd started"), "reason: %s", why);
+	cr_expect_eq(count_requests(2) + count_requests(3), 0, "dumps asked of unheard members");
+	/* Even with the configuration caught up, silence is no source of sessions. */
+	syncd_relay_config_state(t.r, true, true);
+	run_ms(60000);
+	cr_expect_eq(syncd_relay_ready(t.r, &why), SYNCD_READY_SESSIONS);
+	cr_expect(strstr(why, "no member heard"), "reason: %s", why);
+	cr_expect_eq(t.n_ready ? t.ready_seen[t.n_ready - 1] : SYNCD_READY_CONFIG,
+		     SYNCD_READY_SESSIONS);
+	for (unsigned i = 0; i < t.n_ready; i++)
+		cr_assert_neq(t.ready_seen[i], SYNCD_READY, "was ready at some point");
+}
+
+/* The finding's second half: the one member it heard dies before its dump came. */
+Test(relay, member_gone_before_its_dump_is_no_source)
+{
+	const char *why;
+
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, false, false);
+	syncd_relay_config_state(t.r, true, true);
+	syncd_relay_config_applied(t.r, false);
+	deliver_status(2, 1002, 0);
+	syncd_relay_tick(t.r);
+	cr_assert_eq(count_requests(2), 1);
+	/* Node 2 dies; node 3 was never heard. */
+	run_ms(30000);
+	cr_expect_eq(syncd_relay_ready(t.r, &why), SYNCD_READY_SESSIONS,
+		     "a member never heard and a dead one taken as satisfied");
+	cr_expect(strstr(why, "no member that is ready"), "reason: %s", why);
+	/* Node 3 comes (its sync link healed), ready: its dump is enough. */
+	deliver_status_ready(3, 1003, 0, 0, true);
+	syncd_relay_tick(t.r);
+	answer_dump(3, true, true);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+}
+
+/* A member gone for good (never heard) does not hold up a node a ready member fed. */
+Test(relay, member_gone_for_good_with_a_ready_member)
+{
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, false, false);
+	syncd_relay_config_state(t.r, true, true);
+	syncd_relay_config_applied(t.r, false);
+	deliver_status_ready(2, 1002, 0, 0, true);
+	syncd_relay_tick(t.r);
+	answer_dump(2, true, true);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_SESSIONS,
+		     "node 3 may still be heard: start-up grace");
+	for (unsigned i = 0; i < 100 && syncd_relay_ready(t.r, NULL); i++) {
+		run_ms(100);
+		deliver_status_ready(2, 1002, 0, 0, true);
+	}
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY, "node 3, gone, holds it up");
+	cr_expect_eq(count_requests(3), 0);
+}
+
+/*
+ * A member that is not ready itself (its gwd restarted too) is no source
+ * alone: it may lack sessions. Asked again once its status says it is ready
+ * (a status sent after its dump), and not before.
+ */
+Test(relay, member_not_ready_is_no_source_until_it_is)
+{
+	const char *why;
+
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, false, false);
+	syncd_relay_config_state(t.r, true, true);
+	syncd_relay_config_applied(t.r, false);
+	deliver_status_ready(2, 1002, 0, SYNCD_READY_SESSIONS, true);
+	syncd_relay_tick(t.r);
+	answer_dump(2, true, false);
+	for (unsigned s = 0; s < 20; s++) {
+		run_ms(1000);
+		deliver_status_ready(2, 1002, 0, SYNCD_READY_SESSIONS, true);
+	}
+	cr_expect_eq(syncd_relay_ready(t.r, &why), SYNCD_READY_SESSIONS);
+	cr_expect(strstr(why, "ready itself"), "reason: %s", why);
+	cr_expect_eq(count_requests(2), 1, "asked again while it is still not ready");
+	/* Node 2 becomes ready. */
+	deliver_status_ready(2, 1002, 0, SYNCD_READY, true);
+	syncd_relay_tick(t.r);
+	cr_expect_eq(count_requests(2), 2, "not asked again once ready");
+	answer_dump(2, true, true);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+}
+
+/*
+ * Whole-cluster cold start: nobody is ready, every member starts. Once the
+ * gwd of every other member has sent its sessions, together they are all
+ * the cluster has: ready. A member whose gwd was not subscribed yet when
+ * asked does not count, and is asked again once its status says it is.
+ */
+Test(relay, whole_cluster_cold_start)
+{
+	subscribe(false);
+	deliver_status_ready(2, 1002, 0, SYNCD_READY_SESSIONS, true);
+	deliver_status_ready(3, 1003, 0, SYNCD_READY_GWD, false);
+	answer_dump(2, true, false);
+	answer_dump(3, false, false);
+	run_ms(10000);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_SESSIONS,
+		     "node 3's gwd sent nothing yet");
+	cr_expect_eq(count_requests(3), 1);
+	deliver_status_ready(3, 1003, 0, SYNCD_READY_SESSIONS, true);
+	syncd_relay_tick(t.r);
+	cr_expect_eq(count_requests(3), 2, "node 3's gwd came: not asked again");
+	answer_dump(3, true, false);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+}
+
+/* A one-member cluster has nobody to wait for. */
+Test(relay, single_member_ready_alone)
+{
+	static const uint8_t one[] = {SELF};
+
+	teardown();
+	setup_members(one, 1, false);
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, false, false);
+	syncd_relay_config_state(t.r, true, true);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_GWD);
+	syncd_relay_config_applied(t.r, false);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+	cr_expect_eq(t.n_env ? count_requests(2) : 0, 0);
+}
+
+/*
+ * Two members, the other gone for good, this one restarted: it never
+ * becomes ready by itself; the operator's gwctl role ready --force makes
+ * it, but only with a configuration to serve, and only until syncd stops.
+ * The other conditions still hold (gwd, live members' dumps).
+ */
+Test(relay, member_gone_for_good_needs_the_operator)
+{
+	static const uint8_t two[] = {SELF, 2};
+	char msg[256];
+
+	teardown();
+	setup_members(two, 2, false);
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, false, false);
+	syncd_relay_config_state(t.r, false, false);
+	syncd_relay_config_applied(t.r, false);
+	run_ms(60000);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_CONFIG);
+	cr_expect_eq(role(GWCLUSTER__ROLE_REQUEST__ACTION__READY, false, msg, sizeof(msg)),
+		     -EINVAL);
+	cr_expect(strstr(msg, "--force"), "%s", msg);
+	cr_expect_eq(role(GWCLUSTER__ROLE_REQUEST__ACTION__READY, true, msg, sizeof(msg)), -EAGAIN,
+		     "a state directory that never synced has nothing to serve");
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_CONFIG);
+	/* Its state directory synced before the restart. */
+	syncd_relay_config_state(t.r, false, true);
+	run_ms(60000);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_CONFIG);
+	cr_expect_eq(role(GWCLUSTER__ROLE_REQUEST__ACTION__READY, true, msg, sizeof(msg)), 0);
+	cr_expect(strstr(msg, "ready for master"), "%s", msg);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+	cr_expect_eq(role(GWCLUSTER__ROLE_REQUEST__ACTION__MASTER, false, msg, sizeof(msg)), 0);
+	cr_expect_eq(role(GWCLUSTER__ROLE_REQUEST__ACTION__SHOW, false, msg, sizeof(msg)), 0);
+	cr_expect(strstr(msg, "forced"), "%s", msg);
+
+	/* gwd restarts: not ready without gwd; ready again once it is back. */
+	syncd_relay_gwd_down(t.r);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_GWD);
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, true, false);
+	syncd_relay_config_applied(t.r, false);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+
+	/* Node 2 comes back alive: after the next gwd restart its dump is awaited. */
+	deliver_status_ready(2, 1002, 0, SYNCD_READY_SESSIONS, true);
+	syncd_relay_gwd_down(t.r);
+	syncd_relay_gwd_up(t.r);
+	gwd_hello(SELF, true, false);
+	syncd_relay_config_applied(t.r, false);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY_SESSIONS);
+	answer_dump(2, true, false);
+	cr_expect_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
 }
 
 Test(relay, serves_dumps_through_gwd)
@@ -866,8 +1123,28 @@ Test(relay, serves_dumps_through_gwd)
 	cr_expect_eq(done->session_dump_done->request_ids[0], 0xabc);
 	cr_expect_eq(done->session_dump_done->peers, 5);
 	cr_expect(done->session_dump_done->gwd_connected);
+	cr_expect(done->session_dump_done->has_ready);
+	cr_expect_not(done->session_dump_done->ready, "served while not ready itself");
 	/* The export went out before the Done, on the same stream. */
 	cr_expect_eq(t.env[0].env->body_case, GWCLUSTER__ENVELOPE__BODY_SESSIONS);
+
+	/* Once ready, its dumps say so: a requester may rely on them alone. */
+	forget_sent();
+	syncd_relay_gwd_down(t.r);
+	subscribe(false);
+	import_all_dumps();
+	cr_assert_eq(syncd_relay_ready(t.r, NULL), SYNCD_READY);
+	forget_sent();
+	q.request_id = 0xabd;
+	cr_assert(deliver(3, SYNCD_CHANNEL_REQUEST, &env));
+	dump = last_local(GWCLUSTER__LOCAL_MESSAGE__BODY_DUMP);
+	cr_assert_not_null(dump);
+	gwd_result(dump->id, 0);
+	gwd_snapshot_done(5);
+	done = last_env(0, GWCLUSTER__ENVELOPE__BODY_SESSION_DUMP_DONE);
+	cr_assert_not_null(done);
+	cr_expect_eq(done->session_dump_done->request_ids[0], 0xabd);
+	cr_expect(done->session_dump_done->ready);
 }
 
 Test(relay, dump_request_without_gwd_answered_empty)
@@ -884,6 +1161,7 @@ Test(relay, dump_request_without_gwd_answered_empty)
 	cr_assert_not_null(done);
 	cr_expect_eq(done->session_dump_done->request_ids[0], 7);
 	cr_expect_not(done->session_dump_done->gwd_connected);
+	cr_expect_not(done->session_dump_done->ready);
 	cr_expect_eq(t.n_local, 0);
 }
 
