@@ -3,16 +3,20 @@
 # (tests/integration/lib/failover.sh; three gwcluster gateways, a wireguard-go
 # client pinging the LAN host every 20 ms under an iperf3 stream):
 #
-# 1. SIGKILL of the master gw1 (gwd, syncd, keepalived): gw2 takes over.
-# 2. gw1's sync link is cut, then its daemons start again: its syncd cannot
-#    catch up, so its SyncedFile (keepalived's track_file) stays non-zero and
-#    keepalived keeps it in FAULT or BACKUP, never MASTER, although it has
-#    the highest priority.
-# 3. SIGKILL of gw2 while gw1 is not synced: gw3 takes over, not gw1.
+# 1. SIGKILL of the master gw1 (gwd, syncd, keepalived): gw2 takes over (or
+#    gw3: with advert_int 0.1 on a loaded machine the lower priority's
+#    master-down timer sometimes fires first; either is a hitless takeover).
+# 2. gw1's sync link is cut, then its daemons start again: its syncd hears
+#    no member, so it neither catches up nor imports anyone's sessions, and
+#    its SyncedFile (keepalived's track_file) stays non-zero: keepalived keeps
+#    it in FAULT, never MASTER, although it has the highest priority.
+# 3. SIGKILL of that master while gw1 is not synced: the third gateway takes
+#    over, not gw1 (open finding 2: gw1 took "no member heard" for "every
+#    live member imported").
 # 4. gw1's sync link is healed: it resyncs (configuration, sessions), its
 #    SyncedFile turns 0, keepalived makes it BACKUP; it was never MASTER
 #    before that.
-# 5. SIGKILL of gw3: gw1 takes over.
+# 5. SIGKILL of the third gateway: gw1 takes over.
 #
 # Each takeover is hitless (gap < 500 ms, the client's receiver index kept,
 # counters in the new owner's region, no client initiation); over the whole
@@ -61,7 +65,9 @@ sleep 2
 
 # 1. the master dies
 f_hitless_failover cap ping
-h_assert_eq "$F_OLD $F_NEW" "1 2" "first failover"
+[[ $F_OLD == 1 && ($F_NEW == 2 || $F_NEW == 3) ]] ||
+	h_fail "first failover: expected gw1 -> gw2 or gw3, got gw$F_OLD -> gw$F_NEW"
+second=$F_NEW third=$((5 - F_NEW))
 
 # 2. gw1 comes back without its sync link
 f_sync_cut 1
@@ -69,9 +75,9 @@ f_gwc_node 1
 h_log "gw1 restarted without sync: keepalived $(f_state 1), SyncedFile $(synced_value)"
 watch_unsynced 3
 
-# 3. gw2 dies while gw1 is not synced: gw3 must take over
+# 3. the new master dies while gw1 is not synced: the third must take over
 f_hitless_failover cap ping
-h_assert_eq "$F_OLD $F_NEW" "2 3" "failover while gw1 is not synced"
+h_assert_eq "$F_OLD $F_NEW" "$second $third" "failover while gw1 is not synced"
 watch_unsynced 1
 
 # 4. gw1 resyncs, and only then becomes BACKUP
@@ -87,9 +93,9 @@ h_log "gw1 resynced: SyncedFile 0, keepalived BACKUP," \
 f_wait_eligible 10
 sleep 1
 
-# 5. gw3 dies: the resynced gw1 takes over
+# 5. the third dies: the resynced gw1 takes over
 f_hitless_failover cap ping
-h_assert_eq "$F_OLD $F_NEW" "3 1" "failover to the resynced node"
+h_assert_eq "$F_OLD $F_NEW" "$third 1" "failover to the resynced node"
 
 f_ping_stop ping
 tcp=$(f_iperf_result tcp "$F_T_KILL" 60)
