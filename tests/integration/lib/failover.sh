@@ -202,6 +202,10 @@ f_keepalived_conf() {
 f_keepalived_up() {
 	local i=$1 d
 	d=$(f_dir "$i")
+	# A killed keepalived leaves its pid files; on a busy machine a pid in
+	# them may belong to another process by now, and keepalived would then
+	# refuse to start ("daemon is already running").
+	rm -f "$d/keepalived.pid" "$d/vrrp.pid" "$d/checkers.pid"
 	h_spawn "gw$i" "ka$i" keepalived -n -l -D -G -P -f "$d/keepalived.conf" \
 		-i "gw$i" -p "$d/keepalived.pid" -r "$d/vrrp.pid" -c "$d/checkers.pid"
 	F_NODE_PROCS[i]+=" ka$i"
