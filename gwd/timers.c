@@ -11,9 +11,30 @@
 #include "packet.h"
 #include "peer.h"
 
+/*
+ * Timer jitter only spreads handshakes apart; it protects no secret. A
+ * splitmix64 sequence seeded once from the system's random source costs a
+ * few instructions where a getrandom(2) per draw cost a system call: the
+ * new-handshake timer is re-armed after every received-then-sent turn of a
+ * busy two-way flow. Timers run on the device's loop thread only.
+ */
+static uint64_t jitter_state;
+static bool jitter_seeded;
+
 static uint64_t jitter_ns(void)
 {
-	return gw_random_uniform((uint32_t)GWD_MSEC_NS(GWD_REKEY_TIMEOUT_JITTER_MAX_MS));
+	uint64_t z;
+
+	if (!jitter_seeded) {
+		gw_random_bytes(&jitter_state, sizeof(jitter_state));
+		jitter_seeded = true;
+	}
+	z = (jitter_state += UINT64_C(0x9e3779b97f4a7c15));
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	z ^= z >> 31;
+	/* Uniform in [0, max): the high 32 bits scaled (bias below 2^-32 * max). */
+	return ((z >> 32) * (uint64_t)GWD_MSEC_NS(GWD_REKEY_TIMEOUT_JITTER_MAX_MS)) >> 32;
 }
 
 static struct gw_loop *loop_of(const struct gwd_peer *peer)
