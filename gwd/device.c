@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "crypt.h"
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
@@ -168,6 +169,7 @@ int gwd_device_new(struct gwd_device **out, const struct gwd_device_config *cfg)
 	dev->net_arg = cfg->net_arg;
 	dev->mtu = cfg->mtu ? cfg->mtu : GWD_DEFAULT_MTU;
 	dev->under_load_threshold = cfg->under_load_threshold;
+	dev->crypt_workers = -1;
 	gw_timer_init(&dev->ratelimiter_gc, ratelimiter_gc, dev);
 	err = init_tables(dev, cfg);
 	if (err) {
@@ -309,6 +311,8 @@ enum {
 	/* One UDP_SEGMENT send: the largest IPv4 UDP payload, and the kernel's segment limit. */
 	TX_MAX_LEN = 65507,
 	TX_MAX_SEGS = 64,
+	/* Datagrams of one coalesced receive decrypted as a batch at most. */
+	RX_JOBS = 64,
 };
 
 /*
@@ -321,6 +325,8 @@ enum {
 struct tx_batch {
 	uint8_t *buf;
 	size_t len, seg, n;
+	/* Their encryption, done at the flush (crypt.h). */
+	struct gwd_crypt_job jobs[TX_MAX_SEGS];
 	bool closed; /* a short datagram ended it */
 	union gw_sockaddr to;
 	struct gwd_src *src, src_val;
@@ -339,6 +345,9 @@ struct gwd_sysnet {
 	uint8_t *seg_buf;
 	struct tx_batch tx;
 	struct gwd_gro gro;
+	struct gwd_crypt_pool *pool; /* NULL: no helper threads */
+	struct gwd_crypt_job rx_jobs[RX_JOBS];
+	bool rx_prepared[RX_JOBS];
 };
 
 static struct gw_ratelimit io_rl = GW_RATELIMIT_INIT(5 * GW_NSEC_PER_SEC, 5);
@@ -370,6 +379,8 @@ static void tx_flush(struct gwd_sysnet *sys)
 
 	if (!tx->n)
 		return;
+	gwd_crypt_run(sys->pool, tx->jobs, tx->n);
+	gwd_crypt_wipe(tx->jobs, tx->n);
 	if (tx->n > 1 && sys->udp_gso) {
 		err =
 		    gwd_udp_send_gso(&sys->udp, &tx->to, &src, tx->buf, tx->len, (uint16_t)tx->seg);
@@ -410,6 +421,40 @@ static void flush_all(struct gwd_sysnet *sys)
 	sys->batching = false;
 }
 
+/*
+ * Up to RX_JOBS datagrams of gso bytes from offset off of rx_buf (n bytes):
+ * the data messages among them decrypted as one batch, then each processed
+ * in arrival order (replay window, delivery) on this thread.
+ */
+static void receive_batch(struct gwd_sysnet *sys, size_t off, size_t n, size_t gso,
+			  const union gw_sockaddr *from, const struct gwd_src *local)
+{
+	struct gwd_crypt_job *jobs = sys->rx_jobs;
+	size_t k = 0, nj = 0;
+
+	for (size_t o = off; o < n && k < RX_JOBS; o += gso, k++) {
+		size_t len = n - o < gso ? n - o : gso;
+
+		sys->rx_prepared[k] =
+		    gwd_device_rx_prepare(sys->dev, sys->rx_buf + o, len, &jobs[nj]);
+		if (sys->rx_prepared[k])
+			nj++;
+	}
+	gwd_crypt_run(sys->pool, jobs, nj);
+	nj = 0;
+	k = 0;
+	for (size_t o = off; o < n && k < RX_JOBS; o += gso, k++) {
+		size_t len = n - o < gso ? n - o : gso;
+
+		if (sys->rx_prepared[k])
+			gwd_device_receive_opened(sys->dev, sys->rx_buf + o, len, from, local,
+						  &jobs[nj++]);
+		else
+			gwd_device_receive(sys->dev, sys->rx_buf + o, len, from, local);
+	}
+	gwd_crypt_wipe(jobs, nj);
+}
+
 static void udp_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct gwd_sysnet *sys = arg;
@@ -439,11 +484,8 @@ static void udp_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 		}
 		/* UDP GRO: datagrams of gso bytes back to back, the last maybe shorter. */
 		gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_UDP_GRO);
-		for (size_t off = 0; off < (size_t)n; off += gso) {
-			size_t len = (size_t)n - off < gso ? (size_t)n - off : gso;
-
-			gwd_device_receive(sys->dev, sys->rx_buf + off, len, &from, &local);
-		}
+		for (size_t off = 0; off < (size_t)n; off += gso * RX_JOBS)
+			receive_batch(sys, off, (size_t)n, gso, &from, &local);
 	}
 	flush_all(sys);
 }
@@ -610,20 +652,40 @@ static bool tx_fits(const struct tx_batch *tx, const union gw_sockaddr *to,
 	       memcmp(src, &tx->src_val, sizeof(*src)) == 0 && gw_sockaddr_equal(to, &tx->to);
 }
 
+/* Handshake messages and cookie replies: now, after what is held (order kept). */
 static int sys_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src, const void *buf,
 		    size_t len)
 {
 	struct gwd_sysnet *sys = arg;
-	struct tx_batch *tx = &sys->tx;
 
-	/* Data messages are held while a callback runs; anything else goes now, in order. */
-	if (!sys->batching || !sys->udp_gso || !src || len < GWD_MESSAGE_DATA_MIN_LEN ||
-	    len > TX_MAX_LEN || gwd_message_type_of(buf, len) != GWD_MESSAGE_DATA) {
-		tx_flush(sys);
-		return gwd_udp_send(&sys->udp, to, src, buf, len);
+	tx_flush(sys);
+	return gwd_udp_send(&sys->udp, to, src, buf, len);
+}
+
+/* Data messages: held (with their encryption) while a callback runs, else sent now. */
+static int sys_send_data(void *arg, const union gw_sockaddr *to, struct gwd_src *src, void *msg,
+			 size_t len, const uint8_t *key, uint64_t counter)
+{
+	struct gwd_sysnet *sys = arg;
+	struct tx_batch *tx = &sys->tx;
+	struct gwd_message_data *m = msg;
+	struct gwd_crypt_job *j;
+
+	if (len < GWD_MESSAGE_DATA_MIN_LEN)
+		return -EINVAL;
+	if (!sys->batching || !sys->udp_gso || !src || len > TX_MAX_LEN) {
+		gw_aead_encrypt(m->encrypted_data, m->encrypted_data,
+				len - GWD_MESSAGE_DATA_MIN_LEN, NULL, 0, counter, key);
+		return sys_send(arg, to, src, msg, len);
 	}
 	if (tx->n && !tx_fits(tx, to, src, len))
 		tx_flush(sys);
+	j = &tx->jobs[tx->n];
+	j->data = tx->buf + tx->len + GWD_MESSAGE_DATA_HEADER_LEN;
+	j->len = len - GWD_MESSAGE_DATA_MIN_LEN;
+	j->counter = counter;
+	memcpy(j->key, key, GW_KEY_LEN);
+	j->encrypt = true;
 	if (!tx->n) {
 		tx->to = *to;
 		tx->src = src;
@@ -631,7 +693,7 @@ static int sys_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src,
 		tx->seg = len;
 		tx->closed = false;
 	}
-	memcpy(tx->buf + tx->len, buf, len);
+	memcpy(tx->buf + tx->len, msg, len);
 	tx->len += len;
 	tx->n++;
 	if (len < tx->seg)
@@ -707,6 +769,7 @@ static int sys_set_fwmark(void *arg, uint32_t fwmark)
 
 static const struct gwd_net_ops sys_ops = {
     .send = sys_send,
+    .send_data = sys_send_data,
     .deliver = sys_deliver,
     .bind_prepare = sys_bind_prepare,
     .bind_finish = sys_bind_finish,
@@ -745,6 +808,18 @@ static int sys_open(struct gwd_sysnet *sys, const char *ifname)
 		if (err)
 			return err;
 	}
+	if (offload) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		int w = sys->dev->crypt_workers;
+
+		if (w < 0)
+			w = cpus > 1 ? (int)cpus - 1 : 0;
+		if (w > GWD_CRYPT_MAX_THREADS - 1)
+			w = GWD_CRYPT_MAX_THREADS - 1;
+		err = gwd_crypt_pool_new(&sys->pool, (unsigned int)w);
+		if (err)
+			return err;
+	}
 	err = gwd_tun_open(&sys->tun, ifname, offload);
 	if (err)
 		return err;
@@ -763,9 +838,10 @@ static int sys_open(struct gwd_sysnet *sys, const char *ifname)
 		sys->udp_gso = true;
 		sys->udp_gro = gwd_udp_enable_gro(&sys->udp);
 	}
-	gw_info("gwd: %s: offloads: TUN TSO/GRO %s, UDP GSO %s, UDP GRO %s", ifname,
-		sys->tun.offload ? "on" : "off", sys->udp_gso ? "on" : "off",
-		sys->udp_gro ? "on" : "off");
+	gw_info("gwd: %s: offloads: TUN TSO/GRO %s, UDP GSO %s, UDP GRO %s; %u crypto helper "
+		"thread(s)",
+		ifname, sys->tun.offload ? "on" : "off", sys->udp_gso ? "on" : "off",
+		sys->udp_gro ? "on" : "off", gwd_crypt_pool_workers(sys->pool));
 	err = gw_loop_add_fd(loop, sys->tun.fd, EPOLLIN, tun_ready, sys);
 	if (!err)
 		err = gw_loop_add_fd(loop, sys->nlfd, EPOLLIN, nl_ready, sys);
@@ -820,6 +896,7 @@ void gwd_device_detach_system(struct gwd_device *dev)
 	free(sys->seg_buf);
 	free(sys->tx.buf);
 	gwd_gro_free(&sys->gro);
+	gwd_crypt_pool_free(sys->pool);
 	free(sys);
 	dev->sys = NULL;
 	memset(&dev->net, 0, sizeof(dev->net));

@@ -98,7 +98,7 @@ enum gwd_stat {
 extern const char *const gwd_stat_names[GWD_STAT__COUNT];
 
 /*
- * The device's view of the outside world. All hooks are required; each
+ * The device's view of the outside world. All hooks but send_data are required; each
  * returns 0 or -errno and must not call back into the device.
  */
 struct gwd_net_ops {
@@ -116,6 +116,15 @@ struct gwd_net_ops {
 	void (*bind_finish)(void *arg, bool commit);
 	/* SO_MARK on the current sockets. */
 	int (*set_fwmark)(void *arg, uint32_t fwmark);
+	/*
+	 * Optional (NULL: the device encrypts and calls send). A data message
+	 * of len bytes whose payload (len - GWD_MESSAGE_DATA_MIN_LEN bytes,
+	 * padding included) is still plaintext: the hook encrypts it under key
+	 * and counter, now or later in a batch (crypt.h), and sends it like
+	 * send. It copies what it keeps (msg, key); the return is as send's.
+	 */
+	int (*send_data)(void *arg, const union gw_sockaddr *to, struct gwd_src *src, void *msg,
+			 size_t len, const uint8_t *key, uint64_t counter);
 };
 
 struct gwd_device_config {
@@ -185,6 +194,11 @@ struct gwd_device {
 	 * system call per packet (no TSO/GRO on the TUN, no UDP GSO/GRO).
 	 */
 	bool no_offload;
+	/*
+	 * With offloads: threads that help encrypt and decrypt batches
+	 * (crypt.h). Negative (the default): one per CPU beyond the first.
+	 */
+	int crypt_workers;
 
 	uint64_t stats[GWD_STAT__COUNT];
 };
@@ -248,6 +262,22 @@ void gwd_device_staged_put(struct gwd_device *dev, struct gwd_staged *s);
 /* A UDP datagram received from `from` on local address `local`. */
 void gwd_device_receive(struct gwd_device *dev, uint8_t *buf, size_t len,
 			const union gw_sockaddr *from, const struct gwd_src *local);
+
+/*
+ * Batched decryption (crypt.h). gwd_device_rx_prepare() fills job for a
+ * data message in buf whose keypair is known and usable now (key copy,
+ * counter, ciphertext) and returns true; false for anything else. After
+ * the batch ran, gwd_device_receive_opened() processes the datagram as
+ * gwd_device_receive() would, taking the job's result instead of
+ * decrypting when the keypair its index names still has the job's key
+ * (otherwise the datagram is dropped as not authentic).
+ */
+struct gwd_crypt_job;
+bool gwd_device_rx_prepare(struct gwd_device *dev, uint8_t *buf, size_t len,
+			   struct gwd_crypt_job *job);
+void gwd_device_receive_opened(struct gwd_device *dev, uint8_t *buf, size_t len,
+			       const union gw_sockaddr *from, const struct gwd_src *local,
+			       const struct gwd_crypt_job *job);
 /* An IP packet read from the TUN. */
 void gwd_device_xmit(struct gwd_device *dev, const uint8_t *pkt, size_t len);
 

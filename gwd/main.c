@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "crypt.h"
 #include "device.h"
 #include "gw/addr.h"
 #include "gw/crypto.h"
@@ -98,7 +99,9 @@ static const char usage_text[] =
     "    GWD_LOG_LEVEL              error, warning, info (default) or debug\n"
     "    GWD_UNDER_LOAD_THRESHOLD   handshake messages per second above which\n"
     "                               gwd demands cookies (default 1000; 0: always)\n"
-    "    GWD_NO_OFFLOAD             1: as --no-offload\n";
+    "    GWD_NO_OFFLOAD             1: as --no-offload\n"
+    "    GWD_CRYPT_WORKERS          threads helping with batched encryption and\n"
+    "                               decryption, 0..3 (default: CPUs - 1)\n";
 
 struct options {
 	bool foreground;
@@ -282,6 +285,24 @@ static bool no_offload_env(void)
 	const char *s = getenv("GWD_NO_OFFLOAD");
 
 	return s && (strcmp(s, "1") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "true") == 0);
+}
+
+/* GWD_CRYPT_WORKERS: helper threads for batched crypto (0..3); -1 (default): by CPUs. */
+static int crypt_workers_env(void)
+{
+	const char *s = getenv("GWD_CRYPT_WORKERS");
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 0 || v >= GWD_CRYPT_MAX_THREADS) {
+		gw_warn("gwd: ignoring GWD_CRYPT_WORKERS=%s (0..%d)", s, GWD_CRYPT_MAX_THREADS - 1);
+		return -1;
+	}
+	return (int)v;
 }
 
 static uint32_t under_load_threshold(void)
@@ -512,6 +533,7 @@ static int start(struct daemon *d, const struct options *o)
 	if (err)
 		return err;
 	d->dev->no_offload = o->no_offload || no_offload_env();
+	d->dev->crypt_workers = crypt_workers_env();
 	if (o->metrics) {
 		err = start_metrics(d, o);
 		if (err)

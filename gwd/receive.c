@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "crypt.h"
 #include "gw/log.h"
 #include "packet.h"
 #include "peer.h"
@@ -291,8 +292,13 @@ static void deliver(struct gwd_device *dev, struct gwd_peer *peer, const uint8_t
 	gwd_stat_add(dev, peer, GWD_STAT_TUN_TX_BYTES, tot);
 }
 
-/* Authenticates and replay-checks a data message in place; its keypair, or NULL (counted). */
-static struct gwd_noise_keypair *open_data(struct gwd_device *dev, uint8_t *buf, size_t len)
+/*
+ * Authenticates and replay-checks a data message in place; its keypair, or
+ * NULL (counted). With job (batched decryption, crypt.h) the message was
+ * decrypted already: its result counts if it was made with this keypair's key.
+ */
+static struct gwd_noise_keypair *open_data(struct gwd_device *dev, uint8_t *buf, size_t len,
+					   const struct gwd_crypt_job *job)
 {
 	struct gwd_message_data *msg = (struct gwd_message_data *)buf;
 	struct gwd_noise_keypair *kp;
@@ -310,9 +316,11 @@ static struct gwd_noise_keypair *open_data(struct gwd_device *dev, uint8_t *buf,
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_EXPIRED_KEYPAIR);
 		return NULL;
 	}
-	if (!gw_aead_decrypt(msg->encrypted_data, msg->encrypted_data,
-			     len - GWD_MESSAGE_DATA_HEADER_LEN, NULL, 0, counter,
-			     kp->receiving_key)) {
+	if (job ? !job->ok || job->counter != counter ||
+		      !gw_memeq(job->key, kp->receiving_key, GW_KEY_LEN)
+		: !gw_aead_decrypt(msg->encrypted_data, msg->encrypted_data,
+				   len - GWD_MESSAGE_DATA_HEADER_LEN, NULL, 0, counter,
+				   kp->receiving_key)) {
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_BAD_AUTH);
 		gw_log_rl(&data_rl, GW_LOG_DEBUG, "gwd: peer %s: data packet did not authenticate",
 			  peer->name);
@@ -331,9 +339,10 @@ static struct gwd_noise_keypair *open_data(struct gwd_device *dev, uint8_t *buf,
 }
 
 static void receive_data(struct gwd_device *dev, uint8_t *buf, size_t len,
-			 const union gw_sockaddr *from, const struct gwd_src *local)
+			 const union gw_sockaddr *from, const struct gwd_src *local,
+			 const struct gwd_crypt_job *job)
 {
-	struct gwd_noise_keypair *kp = open_data(dev, buf, len);
+	struct gwd_noise_keypair *kp = open_data(dev, buf, len, job);
 	struct gwd_peer *peer;
 	size_t plain_len = len - GWD_MESSAGE_DATA_MIN_LEN;
 
@@ -362,8 +371,45 @@ static void receive_data(struct gwd_device *dev, uint8_t *buf, size_t len,
 	deliver(dev, peer, buf + GWD_MESSAGE_DATA_HEADER_LEN, plain_len);
 }
 
+bool gwd_device_rx_prepare(struct gwd_device *dev, uint8_t *buf, size_t len,
+			   struct gwd_crypt_job *job)
+{
+	struct gwd_message_data *msg = (struct gwd_message_data *)buf;
+	struct gwd_noise_keypair *kp;
+
+	if (gwd_message_type_of(buf, len) != GWD_MESSAGE_DATA)
+		return false;
+	kp = gwd_index_lookup(&dev->index, le32toh(msg->key_idx), GWD_INDEX_KEYPAIR);
+	/* Whatever fails here is found again, and counted, by gwd_device_receive_opened(). */
+	if (!kp || gwd_noise_keypair_expired(kp, gwd_device_now(dev)))
+		return false;
+	job->data = msg->encrypted_data;
+	job->len = len - GWD_MESSAGE_DATA_HEADER_LEN;
+	job->counter = le64toh(msg->counter);
+	memcpy(job->key, kp->receiving_key, GW_KEY_LEN);
+	job->encrypt = false;
+	job->ok = false;
+	return true;
+}
+
+static void receive(struct gwd_device *dev, uint8_t *buf, size_t len, const union gw_sockaddr *from,
+		    const struct gwd_src *local, const struct gwd_crypt_job *job);
+
 void gwd_device_receive(struct gwd_device *dev, uint8_t *buf, size_t len,
 			const union gw_sockaddr *from, const struct gwd_src *local)
+{
+	receive(dev, buf, len, from, local, NULL);
+}
+
+void gwd_device_receive_opened(struct gwd_device *dev, uint8_t *buf, size_t len,
+			       const union gw_sockaddr *from, const struct gwd_src *local,
+			       const struct gwd_crypt_job *job)
+{
+	receive(dev, buf, len, from, local, job);
+}
+
+static void receive(struct gwd_device *dev, uint8_t *buf, size_t len, const union gw_sockaddr *from,
+		    const struct gwd_src *local, const struct gwd_crypt_job *job)
 {
 	enum gwd_message_type type = gwd_message_type_of(buf, len);
 
@@ -380,7 +426,7 @@ void gwd_device_receive(struct gwd_device *dev, uint8_t *buf, size_t len,
 		receive_cookie(dev, buf);
 		break;
 	case GWD_MESSAGE_DATA:
-		receive_data(dev, buf, len, from, local);
+		receive_data(dev, buf, len, from, local, job);
 		break;
 	default:
 		gwd_stat_inc(dev, NULL, GWD_STAT_DROP_MALFORMED);

@@ -33,8 +33,13 @@ size_t gwd_padding_len(size_t len, uint32_t mtu)
 	return padded - len;
 }
 
-/* One datagram to the peer's endpoint, from the local address it last used. 0 or -errno. */
-static int send_to_peer(struct gwd_peer *peer, const void *buf, size_t len)
+/*
+ * One datagram to the peer's endpoint, from the local address it last used;
+ * with key set, a data message still to be encrypted by net.send_data under
+ * key and counter. 0 or -errno.
+ */
+static int transmit(struct gwd_peer *peer, void *buf, size_t len, const uint8_t *key,
+		    uint64_t counter)
 {
 	struct gwd_device *dev = peer->dev;
 	char ep[GW_ENDPOINT_STR_LEN];
@@ -44,7 +49,11 @@ static int send_to_peer(struct gwd_peer *peer, const void *buf, size_t len)
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_NO_ENDPOINT);
 		return -EDESTADDRREQ;
 	}
-	err = dev->net.send(dev->net_arg, &peer->endpoint, &peer->src, buf, len);
+	if (key)
+		err = dev->net.send_data(dev->net_arg, &peer->endpoint, &peer->src, buf, len, key,
+					 counter);
+	else
+		err = dev->net.send(dev->net_arg, &peer->endpoint, &peer->src, buf, len);
 	if (err) {
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_SEND_ERROR);
 		gw_endpoint_format(&peer->endpoint, ep, sizeof(ep));
@@ -55,6 +64,11 @@ static int send_to_peer(struct gwd_peer *peer, const void *buf, size_t len)
 	gwd_stat_inc(dev, peer, GWD_STAT_TX_PACKETS);
 	gwd_stat_add(dev, peer, GWD_STAT_TX_BYTES, len);
 	return 0;
+}
+
+static int send_to_peer(struct gwd_peer *peer, void *buf, size_t len)
+{
+	return transmit(peer, buf, len, NULL, 0);
 }
 
 /* The keypair to send with now, or NULL when a handshake is needed. */
@@ -80,6 +94,7 @@ static int encrypt_and_send(struct gwd_peer *peer, struct gwd_noise_keypair *kp,
 	struct gwd_message_data *msg = (struct gwd_message_data *)dev->send_buf;
 	size_t pad = gwd_padding_len(len, dev->mtu), plain = len + pad;
 	uint64_t counter;
+	int err;
 
 	if (GWD_MESSAGE_DATA_LEN(plain) > GWD_MAX_PACKET) {
 		gwd_stat_inc(dev, peer, GWD_STAT_DROP_TOO_BIG);
@@ -94,9 +109,15 @@ static int encrypt_and_send(struct gwd_peer *peer, struct gwd_noise_keypair *kp,
 	if (len)
 		memcpy(msg->encrypted_data, pkt, len);
 	memset(msg->encrypted_data + len, 0, pad);
-	gw_aead_encrypt(msg->encrypted_data, msg->encrypted_data, plain, NULL, 0, counter,
-			kp->sending_key);
-	if (send_to_peer(peer, msg, GWD_MESSAGE_DATA_LEN(plain)) == 0 && len == 0)
+	if (dev->net.send_data) {
+		/* Encrypted by the I/O layer, maybe in a batch on several cores (crypt.h). */
+		err = transmit(peer, msg, GWD_MESSAGE_DATA_LEN(plain), kp->sending_key, counter);
+	} else {
+		gw_aead_encrypt(msg->encrypted_data, msg->encrypted_data, plain, NULL, 0, counter,
+				kp->sending_key);
+		err = send_to_peer(peer, msg, GWD_MESSAGE_DATA_LEN(plain));
+	}
+	if (err == 0 && len == 0)
 		gwd_stat_inc(dev, peer, GWD_STAT_KEEPALIVES_SENT);
 	gwd_timers_any_authenticated_packet_traversal(peer);
 	gwd_timers_any_authenticated_packet_sent(peer);

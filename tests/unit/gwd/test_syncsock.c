@@ -65,8 +65,13 @@ static int noop_fwmark(void *arg, uint32_t fwmark)
 	return 0;
 }
 
-static const struct gwd_net_ops ops = {noop_send, noop_deliver, noop_bind, noop_finish,
-				       noop_fwmark};
+static const struct gwd_net_ops ops = {
+    .send = noop_send,
+    .deliver = noop_deliver,
+    .bind_prepare = noop_bind,
+    .bind_finish = noop_finish,
+    .set_fwmark = noop_fwmark,
+};
 
 static void set(const char *body)
 {
