@@ -102,6 +102,7 @@ static int parse_uint(struct parse *p, const char *s, unsigned long min, unsigne
 	unsigned long v;
 	char *end;
 
+	*out = 0; /* defined on error too (GCC -O2 cannot tell why() never returns 0) */
 	if (*s < '0' || *s > '9')
 		return why(p, "\"%s\" is not a decimal number", s);
 	errno = 0;
