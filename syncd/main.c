@@ -102,6 +102,8 @@ struct daemon {
 	struct syncd_metrics_source msrc;
 	struct syncd_apply_stats apply_stats;
 	struct syncd_lag_clock lag;
+	uint64_t record_changes;
+	struct syncd_records_count records_count;
 };
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -197,6 +199,7 @@ static void io_changed(void *arg)
 	struct daemon *d = arg;
 
 	d->dirty = true;
+	d->record_changes++;
 	schedule_apply(d, APPLY_SOON_MS * GW_NSEC_PER_MSEC);
 }
 
@@ -570,6 +573,8 @@ static int open_metrics(struct daemon *d)
 	d->msrc.apply = &d->apply_stats;
 	d->msrc.gwd_connected = &d->gwd_connected;
 	d->msrc.lag = &d->lag;
+	d->msrc.record_changes = &d->record_changes;
+	d->msrc.records_count = &d->records_count;
 	if (!clock_gettime(CLOCK_REALTIME, &now))
 		d->msrc.start_time_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 	rc = syncd_metrics_open(&d->metrics, d->loop, d->cfg->metrics, &d->msrc);

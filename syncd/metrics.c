@@ -163,6 +163,27 @@ static void write_member(const struct syncd_metrics_source *src, enum member_fig
 	}
 }
 
+static int count_records(const struct syncd_metrics_source *src, uint64_t *live, uint64_t *tomb)
+{
+	struct syncd_records_count *c = src->records_count;
+	uint64_t gen;
+	int rc;
+
+	if (!c || !src->record_changes)
+		return syncd_store_count(src->store, live, tomb);
+	gen = *src->record_changes + syncd_replica_stats(src->replica)->tombstones_collected;
+	if (!c->valid || c->gen != gen) {
+		rc = syncd_store_count(src->store, &c->live, &c->tombstones);
+		if (rc)
+			return rc;
+		c->valid = true;
+		c->gen = gen;
+	}
+	*live = c->live;
+	*tomb = c->tombstones;
+	return 0;
+}
+
 static void write_replica(const struct syncd_metrics_source *src, uint64_t now,
 			  struct gw_metrics *m)
 {
@@ -178,7 +199,7 @@ static void write_replica(const struct syncd_metrics_source *src, uint64_t now,
 	gw_metrics_one_u64(m, "syncd_own_seq", GW_METRIC_GAUGE,
 			   "Sequence number of this node's latest own update.",
 			   syncd_replica_own_seq(src->replica));
-	if (src->store && !syncd_store_count(src->store, &live, &tomb)) {
+	if (src->store && !count_records(src, &live, &tomb)) {
 		static const char *const states[] = {"live", "tombstone"};
 		const uint64_t v[] = {live, tomb};
 

@@ -53,6 +53,17 @@ double syncd_lag_seconds(const struct syncd_lag_clock *lc, const struct syncd_me
 			 uint64_t now_ns);
 
 /*
+ * The store's record count: counting is a scan of the records (tens of ms
+ * at 100k), so it is redone only when records may have changed: the
+ * replica's changed callback, or tombstones collected.
+ */
+struct syncd_records_count {
+	bool valid;
+	uint64_t gen; /* *record_changes + tombstones collected, when counted */
+	uint64_t live, tombstones;
+};
+
+/*
  * What a scrape reads. The daemon owns all of it; pointers may be NULL
  * (not open yet, SessionSocket off) and the families they feed are then
  * left out.
@@ -66,7 +77,10 @@ struct syncd_metrics_source {
 	const struct syncd_apply_stats *apply;
 	const bool *gwd_connected; /* the latest apply reached gwd */
 	const struct syncd_lag_clock *lag;
-	double start_time_s; /* Unix time syncd started; 0: not exported */
+	/* Bumped by the replica's changed callback; NULL: count the records on every scrape. */
+	const uint64_t *record_changes;
+	struct syncd_records_count *records_count; /* the cache; may be NULL likewise */
+	double start_time_s;			   /* Unix time syncd started; 0: not exported */
 };
 
 /* Writes syncd's families into m (not the server's own). 0 or -errno; writer errors stay in m. */

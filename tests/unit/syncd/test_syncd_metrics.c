@@ -41,6 +41,7 @@ struct node {
 	struct syncd_store *store;
 	struct syncd_replica *r;
 	struct syncd_lag_clock lag;
+	uint64_t changes; /* the replica's changed callback */
 };
 
 static struct node nodes[NODES];
@@ -89,9 +90,14 @@ static int io_reply(void *arg, uint8_t to, Gwcluster__Envelope *env)
 	return 0;
 }
 
+static void io_changed(void *arg)
+{
+	((struct node *)arg)->changes++;
+}
+
 static void node_open(struct node *nd)
 {
-	struct syncd_replica_io io = {io_publish, io_request, io_reply, NULL, nd};
+	struct syncd_replica_io io = {io_publish, io_request, io_reply, io_changed, nd};
 	struct syncd_replica_config cfg = {
 	    .node_id = nd->id,
 	    .members = ids,
@@ -360,6 +366,49 @@ Test(syncd_metrics, member_down)
 	run_ms(3 * HB_MS);
 	t = scrape_node(1);
 	cr_expect_eq(num_of(t, "syncd_member_up{member=\"1\"}"), 1);
+	free(t);
+}
+
+/* The record count is cached until the replica reports a change. */
+Test(syncd_metrics, records_count_cached)
+{
+	struct syncd_records_count cache = {0};
+	struct syncd_metrics_source src = {
+	    .store = nodes[0].store,
+	    .replica = nodes[0].r,
+	    .record_changes = &nodes[0].changes,
+	    .records_count = &cache,
+	};
+	Gwcluster__Record rec = GWCLUSTER__RECORD__INIT;
+	Gwcluster__PeerConfig pc = GWCLUSTER__PEER_CONFIG__INIT;
+	uint8_t key[32] = {0x41}, blob[256];
+	struct syncd_row row = {.key = key, .key_len = 32, .hlc = 1, .writer = 1, .origin = 1};
+	char *t;
+
+	run_until_synced();
+	t = scrape(&src, 0);
+	cr_expect_eq(num_of(t, "syncd_records{state=\"live\"}"), 0);
+	free(t);
+	put_peer(1);
+	put_peer(2);
+	t = scrape(&src, 0);
+	cr_expect_eq(num_of(t, "syncd_records{state=\"live\"}"), 2, "a write is a change");
+	free(t);
+	/* A row the replica did not report: the cached count stands until the next change. */
+	pc.public_key.data = key;
+	pc.public_key.len = 32;
+	rec.item_case = GWCLUSTER__RECORD__ITEM_PEER;
+	rec.peer = &pc;
+	row.blob_len = gwcluster__record__pack(&rec, blob);
+	row.blob = blob;
+	cr_assert_eq(syncd_store_put(nodes[0].store, &row), 0);
+	t = scrape(&src, 0);
+	cr_expect_eq(num_of(t, "syncd_records{state=\"live\"}"), 2,
+		     "counted again without a change");
+	free(t);
+	nodes[0].changes++;
+	t = scrape(&src, 0);
+	cr_expect_eq(num_of(t, "syncd_records{state=\"live\"}"), 3);
 	free(t);
 }
 
