@@ -101,6 +101,20 @@
 # timeout, ...), h_wait_for bounds only the polling.
 #
 # Run `bash harness.sh reap` to clean up after runs whose shell was SIGKILLed.
+#
+# Runs that outlive one shell (scripts/lab: `up` builds, `demo` uses, `down`
+# removes): set GW_HARNESS_RUNID=ID (a letter, then 1..7 letters or digits,
+# no prefix of another run id in use) and GW_HARNESS_DIR=DIR before sourcing.
+# The run then lives in DIR (H_LOGDIR) under the id ID; if DIR already holds
+# run ID, this shell attaches to it (its hosts and processes, from the state
+# files) instead of starting a new one (H_ATTACHED=1). A new run refuses to
+# start while namespaces or sockets of ID exist. `reap` never touches such
+# runs. What an exit does to the run:
+#   h_keep     a successful exit leaves the run up; a failure or a signal
+#              tears it down as usual
+#   h_detach   no exit of this shell tears the run down (read-only users)
+# Run `bash harness.sh destroy ID [DIR]` to remove run ID (its processes,
+# namespaces, sockets, and DIR) without attaching to it.
 
 if [[ -n "${H__LOADED:-}" ]]; then
 	return 0
@@ -118,6 +132,8 @@ H_LOG_TAIL=${H_LOG_TAIL:-80}
 H_CAPTURE_SETTLE=${H_CAPTURE_SETTLE:-0.5}
 H__HOOKS=()
 H__TORN_DOWN=0
+H__KEEP=0
+H_ATTACHED=0
 
 # ---------------------------------------------------------------- basics
 
@@ -146,12 +162,20 @@ h_log() {
 		$((now / 1000000)) $((now / 1000 % 1000)) "$*" >&2
 }
 
+# To the test's own stderr, also from inside a redirected wait condition.
 h_fail() {
-	printf '[%s] FAIL: %s\n' "$H_TEST" "$*" >&2
+	printf '[%s] FAIL: %s\n' "$H_TEST" "$*" >&"$H__ERR_FD"
 	if [[ $BASHPID != "$H__MAIN_PID" ]]; then
-		echo "[$H_TEST] (h_fail ran in a subshell; the caller must check its status)" >&2
+		echo "[$H_TEST] (h_fail ran in a subshell; the caller must check its status)" >&"$H__ERR_FD"
 	fi
 	exit 1
+}
+
+# A trap or an exit can come while a redirection is in force (h_wait_for
+# sends its condition's output to a file): report on the test's own stdout
+# and stderr, saved when the harness was sourced.
+h__restore_fds() {
+	exec 1>&"$H__OUT_FD" 2>&"$H__ERR_FD"
 }
 
 h_require_root() {
@@ -376,7 +400,8 @@ h_spawn() {
 	printf -v cmd '%q ' "$@"
 	h_log "spawn $name on $host: $cmd"
 	echo "# $(date '+%F %T') on $host: $cmd" >>"$log"
-	setsid ip netns exec "$(h_ns "$host")" "$@" </dev/null >>"$log" 2>&1 &
+	setsid ip netns exec "$(h_ns "$host")" "$@" </dev/null >>"$log" 2>&1 \
+		{H__OUT_FD}>&- {H__ERR_FD}>&- &
 	pid=$!
 	disown "$pid" # no "Killed" job reports; bash still reaps it
 	st=$(h__proc_stat "$pid") || st="X 0"
@@ -764,6 +789,14 @@ h_teardown() {
 	return 0
 }
 
+h_keep() {
+	((H__KEEP >= 1)) || H__KEEP=1
+}
+
+h_detach() {
+	H__KEEP=2
+}
+
 # ERR trap: remember the failing command and its call chain for the report.
 h__on_err() {
 	local i where=""
@@ -778,6 +811,11 @@ h__on_err() {
 h__on_exit() {
 	local rc=$?
 	[[ $BASHPID == "$H__MAIN_PID" ]] || return 0
+	h__restore_fds
+	if ((H__KEEP == 2 || (H__KEEP == 1 && rc == 0))); then
+		trap - INT TERM HUP
+		exit "$rc"
+	fi
 	h_teardown "$rc"
 	if ((rc == 0)); then
 		h_log "PASS"
@@ -790,7 +828,13 @@ h__on_exit() {
 h__on_signal() {
 	local sig=$1 code=$2
 	[[ $BASHPID == "$H__MAIN_PID" ]] || exit "$code"
-	h_log "caught SIG$sig, tearing down"
+	h__restore_fds
+	if ((H__KEEP == 2)); then
+		h_log "caught SIG$sig"
+	else
+		H__KEEP=0
+		h_log "caught SIG$sig, tearing down"
+	fi
 	exit "$code"
 }
 
@@ -824,29 +868,98 @@ h__reap() {
 	done
 }
 
+# Anything of run $1 left in the machine-wide spaces: namespaces, sockets.
+h__run_traces() {
+	ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^$1-" || true
+	compgen -G "$H_WG_RUN_DIR/$1*" || true
+}
+
+h__check_runid() {
+	[[ $1 =~ ^[a-z][a-z0-9]{1,7}$ ]] || {
+		echo "[$H_TEST] FAIL: bad run id '$1' (a letter, then 1..7 letters or digits)" >&2
+		exit 1
+	}
+}
+
+# `bash harness.sh destroy ID [DIR]`: remove run ID whether or not DIR is left.
+h__destroy() {
+	local id=$1 dir=${2:-}
+	h__check_runid "$id"
+	if [[ -n $dir && -f $dir/.state/runid && $(<"$dir/.state/runid") != "$id" ]]; then
+		echo "harness: $dir holds run $(<"$dir/.state/runid"), not $id" >&2
+		exit 1
+	fi
+	h__destroy_run "$id" "${dir:-/nonexistent}"
+	[[ -n $dir && -f $dir/.state/runid ]] && rm -rf "$dir"
+	if [[ -n $(h__run_traces "$id") ]]; then
+		echo "harness: run $id: left behind: $(h__run_traces "$id" | tr '\n' ' ')" >&2
+		exit 1
+	fi
+}
+
 H__T0=$(h__now_us)
 H__MAIN_PID=$BASHPID
+exec {H__OUT_FD}>&1 {H__ERR_FD}>&2
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
 	H_TEST=harness
-	[[ ${1:-} == reap ]] || {
-		echo "usage: bash harness.sh reap   (or source it from a test)" >&2
+	case ${1:-} in
+	reap) h__reap ;;
+	destroy)
+		[[ -n ${2:-} ]] || {
+			echo "usage: bash harness.sh destroy RUNID [DIR]" >&2
+			exit 2
+		}
+		h__destroy "$2" "${3:-}"
+		;;
+	*)
+		echo "usage: bash harness.sh reap | destroy RUNID [DIR]   (or source it from a test)" >&2
 		exit 2
-	}
-	h__reap
+		;;
+	esac
 	exit 0
 fi
 
-H_RUNID=$(h__new_runid) || {
-	echo "[$H_TEST] FAIL: cannot pick a free run id" >&2
-	exit 1
-}
-H_LOGDIR="${TMPDIR:-/tmp}/gwit-$H_RUNID"
-H__STATE="$H_LOGDIR/.state"
-mkdir -p "$H__STATE/hosts" "$H__STATE/procs"
-chmod 0755 "$H_LOGDIR"
-# Owner = this shell (pid and start time), so `reap` spares live runs.
-H__OWNER=$(h__proc_stat "$H__MAIN_PID")
-echo "$H__MAIN_PID ${H__OWNER#* }" >"$H__STATE/owner"
+if [[ -n ${GW_HARNESS_DIR:-} ]]; then
+	H_RUNID=${GW_HARNESS_RUNID:-}
+	h__check_runid "$H_RUNID"
+	H_LOGDIR=$GW_HARNESS_DIR
+	H__STATE="$H_LOGDIR/.state"
+	if [[ -f $H__STATE/runid && ! -e $H__STATE/done ]]; then
+		[[ $(<"$H__STATE/runid") == "$H_RUNID" ]] || {
+			echo "[$H_TEST] FAIL: $H_LOGDIR holds run $(<"$H__STATE/runid"), not $H_RUNID" >&2
+			exit 1
+		}
+		H_ATTACHED=1
+	else
+		if [[ -n $(h__run_traces "$H_RUNID") ]]; then
+			echo "[$H_TEST] FAIL: run $H_RUNID left these behind:" \
+				"$(h__run_traces "$H_RUNID" | tr '\n' ' ')(bash $H_SOURCE_DIR/tests/integration/lib/harness.sh destroy $H_RUNID)" >&2
+			exit 1
+		fi
+		# Only ever remove what an earlier run left: never an unrelated directory.
+		if [[ -f $H__STATE/runid ]]; then
+			rm -rf "$H_LOGDIR"
+		elif [[ -e $H_LOGDIR && -n $(ls -A "$H_LOGDIR" 2>/dev/null) ]]; then
+			echo "[$H_TEST] FAIL: $H_LOGDIR exists and holds no run of the harness" >&2
+			exit 1
+		fi
+	fi
+else
+	H_RUNID=$(h__new_runid) || {
+		echo "[$H_TEST] FAIL: cannot pick a free run id" >&2
+		exit 1
+	}
+	H_LOGDIR="${TMPDIR:-/tmp}/gwit-$H_RUNID"
+	H__STATE="$H_LOGDIR/.state"
+fi
+if ((!H_ATTACHED)); then
+	mkdir -p "$H__STATE/hosts" "$H__STATE/procs"
+	chmod 0755 "$H_LOGDIR"
+	echo "$H_RUNID" >"$H__STATE/runid"
+	# Owner = this shell (pid and start time), so `reap` spares live runs.
+	H__OWNER=$(h__proc_stat "$H__MAIN_PID")
+	echo "$H__MAIN_PID ${H__OWNER#* }" >"$H__STATE/owner"
+fi
 if [[ -n ${GW_HARNESS_RUNID_FILE:-} ]]; then
 	printf '%s %s\n' "$H_RUNID" "$H_LOGDIR" >"$GW_HARNESS_RUNID_FILE"
 fi
@@ -857,4 +970,8 @@ trap 'h__on_exit' EXIT
 trap 'h__on_signal INT 130' INT
 trap 'h__on_signal TERM 143' TERM
 trap 'h__on_signal HUP 129' HUP
-h_log "run $H_RUNID, logs in $H_LOGDIR"
+if ((H_ATTACHED)); then
+	[[ -n ${GW_HARNESS_QUIET:-} ]] || h_log "attached to run $H_RUNID in $H_LOGDIR"
+else
+	[[ -n ${GW_HARNESS_QUIET:-} ]] || h_log "run $H_RUNID, logs in $H_LOGDIR"
+fi
