@@ -29,6 +29,8 @@
 #
 # Lab and daemons
 #   f_lab N                    hosts, bridges, addresses, routes, keys
+#   f_gateways N               f_lab without the client (scripts/lab adds its
+#                              router and clients)
 #   f_keepalived_conf I [EXTRA...]  node I's keepalived.conf (VRRPv3, advert_int
 #                              F_ADVERT, nopreempt, both VIPs); EXTRA lines go
 #                              into the vrrp_instance ("global ..." ones into
@@ -51,20 +53,24 @@
 #   f_vrrp_block I, f_vrrp_heal I  node I neither hears nor sends VRRP
 #   f_lan_via [I]              steer the LAN host's traffic to node I (none: ARP)
 # Traffic
-#   f_ping_start NAME [ADDR]   ping every F_PING_MS ms with -D timestamps
+#   f_ping_start NAME [ADDR [HOST]]  ping every F_PING_MS ms with -D
+#                              timestamps, from HOST (default client)
 #   f_ping_stop NAME           stop it (SIGINT)
 #   f_ping_gap NAME [FROM [TO]]  longest interval without a reply, in ms (3
 #                              decimals), between epoch times FROM and TO;
 #                              "inf" if no reply came
 #   f_ping_gap_start NAME [FROM [TO]]  epoch time at which that interval started
 #   f_wait_ping_after NAME T SECS  bounded wait for a reply later than T
-#   f_iperf_start NAME SECS [RATE]  TCP stream LAN host -> client (-R) for SECS
+#   f_iperf_start NAME SECS [RATE [HOST]]  TCP stream LAN host -> client
+#                              (or HOST) (-R) for SECS
 #   f_iperf_result NAME FROM [SECS]  wait for it; "ok BYTES AFTER" or
 #                              "failed REASON"
 #   f_iperf_check NAME FROM [SECS]  assert it finished without error and moved
 #                              bytes after epoch time FROM
 # Capture (the client's underlay, every WireGuard packet, snaplen 200)
-#   f_capture_start NAME / f_capture_stop NAME (fails if dumpcap dropped any)
+#   f_capture_start NAME [HOST IF [BPF]] / f_capture_stop NAME (fails if
+#                              dumpcap dropped any); default: the client's
+#                              eth0, WireGuard's port
 #   f_capture_fields NAME      one line per WireGuard message, tab-separated:
 #                              time eth.src ip.src ip.dst type sender receiver
 #                              counter (cached in $H_LOGDIR/NAME.tsv)
@@ -82,6 +88,11 @@
 #   f_kill_scenario IMPL N     two failovers with a restart in between
 #   f_now, f_secs A B          epoch time; B - A in seconds
 #
+# Peers: F_PEERS_FILE (a `gwctl apply` file) makes gwcluster nodes take
+# their peers from `gwctl apply FILE` and status-quo nodes from its [Peer]
+# sections (f_wg_peers FILE: as wg addconf reads them) instead of the one
+# client peer; F_MIN_STANDBY (default 1): standby sessions a backup needs to
+# be eligible. F_GWD_ARGS, F_SYNCD_ARGS: more arguments for gwd and syncd.
 # Variables: F_N, F_VIP4, F_BVIP4, F_PORT, F_CLIENT_PORT, F_LAN4, F_WGC,
 # F_ADVERT, F_PING_MS, F_SYNC_PORT, F_IFS[I] (gateway I's WireGuard
 # interface), F_NODE_PROCS[I] (its daemons, by h_spawn name).
@@ -125,13 +136,24 @@ f_gw_back6() {
 
 f_lab() {
 	local n=$1 i
-	F_N=$n
+	f_gateways "$n"
 	h_host client
+	h_attach client access eth0
+	h_addr client eth0 "$F_CLIENT4/24"
+	h_wg_keypair client
+	for ((i = 1; i <= n; i++)); do
+		h_wait_ping client "$(f_gw_access4 "$i")" 5
+	done
+}
+
+# f_gateways N: everything of f_lab but the client: the access and back
+# bridges, N gateways, the LAN host, the gateways' key pair "gw".
+f_gateways() {
+	local n=$1 i
+	F_N=$n
 	h_host lan --forwarding
 	h_bridge access
 	h_bridge back
-	h_attach client access eth0
-	h_addr client eth0 "$F_CLIENT4/24"
 	h_attach lan back eth0
 	h_addr lan eth0 203.0.113.1/24
 	h_addr lan eth0 2001:db8:3::1/64
@@ -152,10 +174,8 @@ f_lab() {
 		F_IFS[i]=$(h_ifname "n$i")
 		F_NODE_PROCS[i]=""
 	done
-	h_wg_keypair client
 	h_wg_keypair gw
 	for ((i = 1; i <= n; i++)); do
-		h_wait_ping client "$(f_gw_access4 "$i")" 5
 		h_wait_ping lan "$(f_gw_back4 "$i")" 5
 	done
 }
@@ -259,9 +279,30 @@ f_wait_master() {
 
 f__wggo_conf() {
 	local i=$1
-	h_wg "gw$i" set "${F_IFS[i]}" private-key "$(h_wg_key gw)" listen-port "$F_PORT" \
-		peer "$(h_wg_pub client)" allowed-ips "$F_CLIENT_INNER4/32"
+	if [[ -n ${F_PEERS_FILE:-} ]]; then
+		h_wg "gw$i" set "${F_IFS[i]}" private-key "$(h_wg_key gw)" listen-port "$F_PORT"
+		f_wg_peers "$F_PEERS_FILE" >"$(f_dir "$i")/peers.wg"
+		h_wg "gw$i" addconf "${F_IFS[i]}" "$(f_dir "$i")/peers.wg"
+	else
+		h_wg "gw$i" set "${F_IFS[i]}" private-key "$(h_wg_key gw)" listen-port "$F_PORT" \
+			peer "$(h_wg_pub client)" allowed-ips "$F_CLIENT_INNER4/32"
+	fi
 	h_addr "gw$i" "${F_IFS[i]}" "$F_GW_INNER4/16"
+}
+
+# f_wg_peers FILE: the [Peer] sections of a `gwctl apply` file as wg(8)
+# reads them (addconf): the keys wg knows, without gwctl's metadata (Name,
+# Owner, Expires, Tags) and without [Interface] sections.
+f_wg_peers() {
+	awk '
+		{ sub(/#.*/, ""); sub(/^[ \t]+/, ""); sub(/[ \t]+$/, "") }
+		/^\[/ { sec = tolower($0); if (sec == "[peer]") print "\n[Peer]"; next }
+		sec != "[peer]" || !/=/ { next }
+		{
+			k = $0; sub(/[ \t]*=.*/, "", k); k = tolower(k)
+			if (k == "publickey" || k == "presharedkey" || k == "allowedips" ||
+			    k == "endpoint" || k == "persistentkeepalive") print
+		}' "$1"
 }
 
 # f_wggo_node I: the classic setup: wireguard-go with the cluster's key and
@@ -412,7 +453,9 @@ f_gwc_daemons() {
 	f_gwd_up "$i"
 	h_wg "gw$i" set "${F_IFS[i]}" private-key "$(h_wg_key gw)" listen-port "$F_PORT"
 	h_addr "gw$i" "${F_IFS[i]}" "$F_GW_INNER4/16"
-	h_spawn "gw$i" "syncd$i" "$F_SYNCD" -f -c "$(f_conf "$i")"
+	local sargs
+	read -r -a sargs <<<"${F_SYNCD_ARGS:-}"
+	h_spawn "gw$i" "syncd$i" "$F_SYNCD" -f -c "$(f_conf "$i")" "${sargs[@]}"
 	F_NODE_PROCS[i]+=" syncd$i"
 	h_wait_for 10 "syncd of gw$i answering" f__ctl_answers "$i"
 }
@@ -431,8 +474,13 @@ f_gwc_cluster() {
 	for ((i = 1; i <= F_N; i++)); do
 		h_wait_for 20 "syncd of gw$i synced" f__ctl_synced "$i"
 	done
-	f_ctl 1 peer add "$(h_wg_pub client)" allowed-ips "$F_CLIENT_INNER4/32" name client \
-		>/dev/null || h_fail "gwctl peer add on gw1"
+	if [[ -n ${F_PEERS_FILE:-} ]]; then
+		f_ctl 1 apply "$F_PEERS_FILE" >>"$H_LOGDIR/gwctl-apply.log" 2>&1 ||
+			h_fail "gwctl apply $F_PEERS_FILE on gw1: $(tail -n 3 "$H_LOGDIR/gwctl-apply.log")"
+	else
+		f_ctl 1 peer add "$(h_wg_pub client)" allowed-ips "$F_CLIENT_INNER4/32" name client \
+			>/dev/null || h_fail "gwctl peer add on gw1"
+	fi
 	f__gwc_keepalived 1
 	f_wait_master 10 1
 	for ((i = 2; i <= F_N; i++)); do
@@ -494,8 +542,8 @@ f__gwc_eligible() {
 			echo "gw$i: keepalived $st"
 			return 1
 		}
-		[[ $(f_stat "$i" sessions_standby) -ge 1 ]] || {
-			echo "gw$i: no standby session"
+		[[ $(f_stat "$i" sessions_standby) -ge ${F_MIN_STANDBY:-1} ]] || {
+			echo "gw$i: fewer than ${F_MIN_STANDBY:-1} standby sessions"
 			return 1
 		}
 	done
@@ -625,9 +673,9 @@ f_secs() {
 # ---------------------------------------------------------------- ping
 
 f_ping_start() {
-	local name=$1 addr=${2:-$F_LAN4} ivl
+	local name=$1 addr=${2:-$F_LAN4} host=${3:-client} ivl
 	ivl=$(awk -v m="$F_PING_MS" 'BEGIN { printf "%.3f", m / 1000 }')
-	h_spawn client "$name" ping -D -n -i "$ivl" "$addr"
+	h_spawn "$host" "$name" ping -D -n -i "$ivl" "$addr"
 }
 
 f_ping_stop() {
@@ -686,11 +734,12 @@ f_ping_gap_start() {
 # the gateways send most packets; RATE paces it (iperf3 -b, default 8M) to keep
 # the capture small enough for tshark.
 f_iperf_start() {
-	local name=$1 secs=$2 rate=${3:-8M} port
+	local name=$1 secs=$2 rate=${3:-8M} host=${4:-client} port
 	port=$((5201 + $(h__next iperf)))
 	h_spawn lan "${name}s" iperf3 -s -1 -B "$F_LAN4" -p "$port"
 	h_wait_listen lan "$port" 5
-	h_spawn client "$name" iperf3 -c "$F_LAN4" -p "$port" -R -t "$secs" -b "$rate" \
+	rm -f "$H_LOGDIR/$name.json"
+	h_spawn "$host" "$name" iperf3 -c "$F_LAN4" -p "$port" -R -t "$secs" -b "$rate" \
 		-i 0.5 -J --logfile "$H_LOGDIR/$name.json"
 }
 
@@ -745,14 +794,14 @@ f_iperf_check() {
 
 f_capture_start() {
 	# 200 bytes hold a whole client data packet carrying a ping (170).
-	h_capture_start -s 200 client eth0 "$1.pcapng" "udp port $F_PORT"
+	h_capture_start -s 200 "${2:-client}" "${3:-eth0}" "$1.pcapng" "${4:-udp port $F_PORT}"
 }
 
 f_capture_stop() {
 	h_capture_stop "$1.pcapng"
 	local drops
 	drops=$(sed -n 's/.*Packets received\/dropped on interface .*: [0-9]*\/\([0-9]*\).*/\1/p' \
-		"$(h_log_of "$(awk -v f="$H_LOGDIR/$1.pcapng" '$2 == f { print $1 }' \
+		"$(h_log_of "$(awk -v f="$H_LOGDIR/$1.pcapng" '$2 == f { n = $1 } END { print n }' \
 			"$H__STATE/captures")")" | tail -n 1)
 	[[ -z $drops || $drops == 0 ]] || h_fail "capture $1 dropped $drops packets"
 }
