@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The main job: install dependencies, build, and run the best end-to-end
-# demonstration that exists today. Until the cluster lab lands this is the
-# network-namespace tunnel test: three hosts (client, router, server) with
-# WireGuard between client and server, ping and iperf3 through the tunnel.
+# The main job: install the dependencies, build, bring up the cluster lab
+# (three gateway nodes behind a keepalived VIP, an upstream router, three
+# clients, in network namespaces) and run its failover demonstration:
+# SIGKILL of the master under traffic, gwcluster against the status quo,
+# with a report and a picture (docs/lab.md). The lab stays up afterwards to
+# be explored; `scripts/lab down` removes it.
+#
+#   scripts/demo.sh [OPTIONS]    OPTIONS go to `scripts/lab up` (see
+#                                `scripts/lab --help`), e.g. --nodes 2
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -10,10 +15,13 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "demo.sh: needs root (network namespaces); run with sudo" >&2
 	exit 1
 fi
-"$src/scripts/build.sh" "$src/build"
-export GW_BUILD_DIR=$src/build GW_SOURCE_DIR=$src GW_VERBOSE=1
-for t in "$src"/tests/integration/test_harness_wggo.sh "$src"/tests/integration/test_gwd_*.sh; do
-	[ -f "$t" ] || continue
-	echo "== $(basename "$t")"
-	bash "$t"
-done
+echo "demo.sh: dependencies (scripts/install-deps.sh)"
+"$src/scripts/install-deps.sh"
+# The lab builds what it runs (gwd, syncd, gwctl) in build/ if needed.
+# An earlier lab goes first: the demo starts from a clean slate.
+"$src/scripts/lab" down
+"$src/scripts/lab" up "$@"
+"$src/scripts/lab" demo
+echo
+echo "The lab is still up: sudo scripts/lab status shows it, docs/lab.md explains it,"
+echo "sudo scripts/lab down removes it."
