@@ -81,10 +81,32 @@ h_assert_match "$up" "ip netns exec $ID-gw1 wg show ${ID}n1" "up's hint to reach
 h_assert_match "$up" "cluster.conf status" "up's gwctl hint"
 # 3 gateways, router, LAN host, 3 clients, 3 bridges.
 h_assert_eq "$(ip netns list | awk '{ print $1 }' | grep -c "^$ID-")" 11 "namespaces of the lab"
+# Metrics, where gwd and syncd serve them: the scrape commands up prints
+# work, promtool accepts the exposition, and the master's counters move with
+# the clients' traffic.
+scrape() {
+	ip netns exec "$ID-$1" curl -sf -m 5 "http://127.0.0.1:$2/metrics"
+}
+metric() {
+	awk -v m="$1" '$1 == m { print $2; found = 1 } END { if (!found) print "none" }'
+}
 if "$H_BUILD_DIR/bin/gwd" --help 2>&1 | grep -q -- --metrics; then
-	h_assert_match "$up" "curl -s http://127.0.0.1:9586/metrics" "up's scrape hint"
-	h_wait_for 10 "gwd metrics on gw1" ip netns exec "$ID-gw1" \
-		curl -sf -m 2 -o /dev/null http://127.0.0.1:9586/metrics
+	h_assert_match "$up" "curl -s http://127.0.0.1:9586/metrics" "up's gwd scrape hint"
+	h_assert_match "$up" "curl -s http://127.0.0.1:9587/metrics" "up's syncd scrape hint"
+	for port in 9586 9587; do
+		scrape gw1 "$port" >"$H_LOGDIR/metrics-$port.txt" || h_fail "scrape of gw1:$port"
+		if command -v promtool >/dev/null; then
+			promtool check metrics <"$H_LOGDIR/metrics-$port.txt" >&2 ||
+				h_fail "promtool refuses gw1's exposition on port $port"
+		fi
+	done
+	rx0=$(metric gwd_rx_packets_total <"$H_LOGDIR/metrics-9586.txt")
+	timeout 10 ip netns exec "$ID-c1" ping -q -c 5 -i 0.05 -W 1 198.19.0.2 >/dev/null ||
+		h_fail "ping from c1 through the tunnel"
+	rx1=$(scrape gw1 9586 | metric gwd_rx_packets_total)
+	h_assert_ge "$rx1" "$((rx0 + 5))" "gw1's gwd_rx_packets_total after 5 pings from c1 (was $rx0)"
+	h_assert_eq "$(metric gwd_sessions_owned <"$H_LOGDIR/metrics-9586.txt")" "$NCLIENTS" \
+		"gwd_sessions_owned on the master"
 fi
 
 lab 60 status >"$H_LOGDIR/status.out"
