@@ -57,7 +57,7 @@ assert_nothing_left() {
 # its own; env resets SIGINT, which bash ignores in background jobs.
 h_log "lab up, interrupted with SIGINT (Ctrl-C) once its gateways run"
 set -m
-env --default-signal=INT,TERM "$LAB" --dir "$DIR" --id "$ID" --out "$OUT" up --no-build \
+GW_KEEP_LOGS=1 env --default-signal=INT,TERM "$LAB" --dir "$DIR" --id "$ID" --out "$OUT" up --no-build \
 	>"$H_LOGDIR/up-int.log" 2>&1 &
 up_pid=$!
 set +m
