@@ -4,23 +4,33 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 /* Batches smaller than this are not worth waking a thread for. */
 enum { MIN_PARALLEL = 4 };
 
+/*
+ * A batch is claimed job by job through `claim`: the batch's generation in
+ * the high 32 bits, the next job in the low 32. A helper that wakes late,
+ * after its batch was finished (by the loop thread alone, say), finds
+ * another generation there and claims nothing, so a helper that is not
+ * scheduled never delays the loop thread, and never touches a later batch
+ * through stale pointers. The loop thread waits only for jobs claimed and
+ * not yet done (`done` counts finished ones of the current batch).
+ */
 struct gwd_crypt_pool {
 	pthread_t threads[GWD_CRYPT_MAX_THREADS];
 	unsigned int nthreads;
 	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	uint64_t gen;	   /* a new batch: workers wait for it to change */
-	unsigned int busy; /* workers still on the current batch */
+	pthread_cond_t go;
+	uint32_t gen; /* under mu: the current batch */
 	bool stop;
-	struct gwd_crypt_job *jobs;
+	struct gwd_crypt_job *jobs; /* under mu */
 	size_t njobs;
-	atomic_size_t next; /* the next job to take */
+	_Atomic uint64_t claim;
+	atomic_size_t done;
 };
 
 static void do_job(struct gwd_crypt_job *j)
@@ -34,18 +44,31 @@ static void do_job(struct gwd_crypt_job *j)
 	}
 }
 
-static void take_jobs(struct gwd_crypt_pool *p, struct gwd_crypt_job *jobs, size_t n)
+/* Claims and runs jobs of batch gen until none is left; returns how many it ran. */
+static size_t take_jobs(struct gwd_crypt_pool *p, uint32_t gen, struct gwd_crypt_job *jobs,
+			size_t n)
 {
-	size_t i;
+	uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
+	size_t ran = 0;
 
-	while ((i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < n)
-		do_job(&jobs[i]);
+	for (;;) {
+		if ((uint32_t)(v >> 32) != gen || (v & 0xffffffffu) >= n)
+			return ran;
+		if (!atomic_compare_exchange_weak_explicit(
+			&p->claim, &v, v + 1, memory_order_acq_rel, memory_order_acquire))
+			continue;
+		do_job(&jobs[v & 0xffffffffu]);
+		ran++;
+		/* Release: the job's output is visible to whoever sees the count. */
+		atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+		v = atomic_load_explicit(&p->claim, memory_order_acquire);
+	}
 }
 
 static void *worker(void *arg)
 {
 	struct gwd_crypt_pool *p = arg;
-	uint64_t seen = 0;
+	uint32_t seen = 0;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -58,10 +81,8 @@ static void *worker(void *arg)
 		size_t n = p->njobs;
 
 		pthread_mutex_unlock(&p->mu);
-		take_jobs(p, jobs, n);
+		take_jobs(p, seen, jobs, n);
 		pthread_mutex_lock(&p->mu);
-		if (--p->busy == 0)
-			pthread_cond_signal(&p->done);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -81,9 +102,7 @@ int gwd_crypt_pool_new(struct gwd_crypt_pool **out, unsigned int workers)
 		free(p);
 		return -ENOMEM;
 	}
-	if (pthread_cond_init(&p->go, NULL) != 0 || pthread_cond_init(&p->done, NULL) != 0) {
-		/* A cond that failed to initialise needs no destroying; the other is harmless to.
-		 */
+	if (pthread_cond_init(&p->go, NULL) != 0) {
 		pthread_mutex_destroy(&p->mu);
 		free(p);
 		return -ENOMEM;
@@ -111,7 +130,6 @@ void gwd_crypt_pool_free(struct gwd_crypt_pool *p)
 	for (unsigned int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	pthread_cond_destroy(&p->go);
-	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -123,26 +141,25 @@ unsigned int gwd_crypt_pool_workers(const struct gwd_crypt_pool *p)
 
 void gwd_crypt_run(struct gwd_crypt_pool *p, struct gwd_crypt_job *jobs, size_t n)
 {
-	if (!p || p->nthreads == 0 || n < MIN_PARALLEL) {
+	uint32_t gen;
+
+	if (!p || p->nthreads == 0 || n < MIN_PARALLEL || n > UINT32_MAX) {
 		for (size_t i = 0; i < n; i++)
 			do_job(&jobs[i]);
-	} else {
-		pthread_mutex_lock(&p->mu);
-		p->jobs = jobs;
-		p->njobs = n;
-		atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-		p->busy = p->nthreads;
-		p->gen++;
-		pthread_cond_broadcast(&p->go);
-		pthread_mutex_unlock(&p->mu);
-		take_jobs(p, jobs, n);
-		/* The mutex orders the workers' writes to the jobs before what follows. */
-		pthread_mutex_lock(&p->mu);
-		while (p->busy)
-			pthread_cond_wait(&p->done, &p->mu);
-		p->jobs = NULL;
-		pthread_mutex_unlock(&p->mu);
+		return;
 	}
+	pthread_mutex_lock(&p->mu);
+	gen = ++p->gen;
+	p->jobs = jobs;
+	p->njobs = n;
+	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	take_jobs(p, gen, jobs, n);
+	/* Every job is claimed; wait for those a helper is still running (microseconds). */
+	while (atomic_load_explicit(&p->done, memory_order_acquire) < n)
+		sched_yield();
 }
 
 void gwd_crypt_wipe(struct gwd_crypt_job *jobs, size_t n)
