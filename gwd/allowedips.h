@@ -5,34 +5,43 @@
  * the peer; inbound: the packet's source must map back to the peer whose
  * key decrypted it).
  *
- * One path-compressed binary trie per family. A node holds a prefix (host
- * bits cleared) and either an owner (a configured prefix) or none (a branch
- * point with exactly two children). Lookup walks at most one node per
- * distinct prefix length on the path and allocates nothing.
+ * Three places per family, which a lookup tries longest first:
  *
- * With many peers the trie is deep (about 18 levels for 100k host routes)
- * and each level can be a cache miss, so full-length prefixes (/32, /128:
- * the usual one address per client) are also kept in a hash table that a
- * lookup tries first: a hit there is the longest match by definition.
+ * - full-length prefixes (/32, /128: the usual one address per client) in a
+ *   hash table: one probe, and a hit is the longest match by definition;
+ * - the other lengths but /0 in a multibit trie of stride 8: a node indexes
+ *   8 bits of the address, holds the prefixes of the 8 lengths it covers
+ *   expanded over its 256 slots, and points to children; a node is stored
+ *   compressed (a bitmap of the slots that have a child, a bitmap of where
+ *   runs of equal values start, popcounts to index both), and levels
+ *   without prefixes are skipped (path compression: a node keeps the bits
+ *   before it and a lookup checks them). A lookup visits at most 4 nodes
+ *   (IPv4) or 16 (IPv6), in practice one per stride level that has
+ *   prefixes on its path, and remembers the value of the longest;
+ * - 0.0.0.0/0 and ::/0 as one value each.
  *
- * Memory: each prefix costs at most two nodes of 80 bytes, plus up to 96
- * bytes of hash table if it is full-length (the table grows by doubling and
- * shrinks only in gwd_allowedips_free()). 100k peers with one /32 and one
- * /128 each take about 510 bytes per peer, malloc's overhead included.
+ * Measured: docs/performance.md (bench/scale_lookups.c).
  *
- * Measured on the 2-core development VM (memory latency about 180 ns), 100k
- * peers, uniformly random destinations: host routes 9-15 M (IPv4) and
- * 5 M (IPv6) single lookups/s, 25-43 M and 22 M/s through
- * gwd_allowedips_lookup_many(); shorter prefixes only reach the trie walk's
- * 0.6-0.9 M/s (3.5 M/s batched). With 1k peers everything is cache-resident:
- * 35-50 M/s.
+ * Memory: an entry of 64 bytes per prefix, plus for host routes a slot of
+ * 32 bytes in a table kept at most half full (100k /32: about 150 bytes
+ * each), for the others a share of the trie nodes (96-byte header and 8
+ * bytes per child or run of slots).
  *
- * Each peer embeds a struct gwd_allowedips_owner, which links the nodes it
- * owns, so removing a peer costs O(its prefixes) and its prefixes can be
- * listed in the order they were inserted.
+ * Each peer embeds a struct gwd_allowedips_owner, which links its entries,
+ * so removing a peer costs O(its prefixes) and its prefixes can be listed
+ * in the order they were inserted.
  *
- * Not thread-safe: the caller serialises updates against each other and
- * against lookups (e.g. with a rwlock). Nothing here is secret.
+ * Threads: one writer, any number of readers. Every update (insert,
+ * remove, remove_by_peer, free, reader_add/del, reclaim) must come from one
+ * thread at a time, the writer; lookups on the writer's thread need nothing
+ * more. Other threads may look up at the same time as the writer changes the
+ * table if each registers a struct gwd_allowedips_reader (from the writer
+ * thread) and makes its lookups between gwd_allowedips_read_begin() and
+ * gwd_allowedips_read_end(). A lookup then sees each prefix either before
+ * or after a concurrent change of it; the writer publishes new nodes and
+ * tables with single pointer stores and frees what it replaced only once
+ * every reader that might still see it has left its read section (epoch
+ * based reclamation). Nothing here is secret.
  */
 #ifndef GWD_ALLOWEDIPS_H
 #define GWD_ALLOWEDIPS_H
@@ -43,8 +52,11 @@
 #include "gw/addr.h"
 
 struct gwd_aip_node;
+struct gwd_aip_entry;
+struct gwd_aip_hosts;
+struct gwd_aip_gc;
 
-/* Private: a link in an owner's circular list of nodes. */
+/* Private: a link in an owner's circular list of entries. */
 struct gwd_aip_link {
 	struct gwd_aip_link *next, *prev;
 };
@@ -53,34 +65,43 @@ struct gwd_aip_link {
  * Embedded by the caller in its peer. Fields are private; set up with
  * gwd_allowedips_owner_init(). It must stay at the same address while it
  * owns prefixes, and be emptied (gwd_allowedips_remove_by_peer(), or
- * gwd_allowedips_free() of the table) before its memory goes away.
+ * gwd_allowedips_free() of the table) before its memory goes away. A reader
+ * thread may still return owner's peer from a lookup that overlapped the
+ * removal: see gwd_allowedips_synchronize().
  */
 struct gwd_allowedips_owner {
-	struct gwd_aip_link nodes;
+	struct gwd_aip_link entries;
 	void *peer;
 	size_t count;
 };
 
-struct gwd_aip_host;
-
-/* Private: an exact-match index of the full-length prefixes (/32, /128). */
-struct gwd_aip_hosts {
-	struct gwd_aip_host *slots;
-	size_t cap; /* 0 or a power of two; at most half full */
-	size_t count;
+/*
+ * One per reader thread, owned by the caller, on its own cache line. Fields
+ * are private.
+ */
+struct gwd_allowedips_reader {
+	_Alignas(64) uint64_t epoch; /* 0 outside a read section; atomic */
+	struct gwd_allowedips_reader *next;
 };
 
-/* Fields are private. */
+/* Fields are private; lookups read the first three atomically. */
 struct gwd_allowedips {
-	struct gwd_aip_node *root4, *root6;
-	struct gwd_aip_hosts hosts[2]; /* [0] IPv4, [1] IPv6 */
-	size_t count;
+	struct gwd_aip_node *root[2];	/* [0] IPv4, [1] IPv6 */
+	struct gwd_aip_hosts *hosts[2]; /* full-length prefixes */
+	void *dflt[2];			/* the peer of /0 */
+	uint64_t epoch;			/* >= 1; atomic */
+	/* The writer's alone. */
+	struct gwd_aip_entry *dflt_entry[2];
+	struct gwd_allowedips_reader *readers;
+	struct gwd_aip_gc *garbage; /* replaced memory, newest first */
+	size_t count, nodes;
 };
 
 void gwd_allowedips_init(struct gwd_allowedips *t);
 /*
- * Frees every node. Owners that still held prefixes are left empty (and may
+ * Frees everything. Owners that still held prefixes are left empty (and may
  * be reused), so the caller may free the table before or after its peers.
+ * No reader may be in a read section; registered readers are forgotten.
  */
 void gwd_allowedips_free(struct gwd_allowedips *t);
 
@@ -101,7 +122,9 @@ int gwd_allowedips_insert_prefix(struct gwd_allowedips *t, const struct gw_prefi
 
 /*
  * Removes exactly family's addr/cidr (host bits ignored) if owner owns it.
- * 0, -ENOENT (absent, or owned by another owner) or -EINVAL.
+ * 0, -ENOENT (absent, or owned by another owner) or -EINVAL. Removal
+ * allocates nothing and cannot fail otherwise (if memory runs out, a trie
+ * node left without prefixes may stay until a later change nearby).
  */
 int gwd_allowedips_remove(struct gwd_allowedips *t, int family, const uint8_t *addr, uint8_t cidr,
 			  struct gwd_allowedips_owner *owner);
@@ -111,7 +134,8 @@ void gwd_allowedips_remove_by_peer(struct gwd_allowedips *t, struct gwd_allowedi
 
 /*
  * The peer of the longest prefix containing addr (4 or 16 bytes by family,
- * network order), or NULL when none does or family is unknown.
+ * network order), or NULL when none does or family is unknown. On a thread
+ * other than the writer's, only inside a read section.
  */
 void *gwd_allowedips_lookup(const struct gwd_allowedips *t, int family, const uint8_t *addr);
 
@@ -123,10 +147,10 @@ struct gwd_allowedips_query {
 
 /*
  * n lookups at once, with the same results as n gwd_allowedips_lookup()
- * calls. The paths are walked in lockstep so that their cache misses
- * overlap: when the table is much larger than the CPU caches (100k peers),
- * a batch of 16 or more runs several times faster than single lookups,
- * whose every level can be a trip to memory.
+ * calls (and the same rule for threads). The host probes, then the trie
+ * paths, are made in lockstep with the next cache line of each prefetched,
+ * so that their cache misses overlap: when the table is larger than the
+ * CPU caches, batches of 16 run 2-4 times faster than single lookups.
  */
 void gwd_allowedips_lookup_many(const struct gwd_allowedips *t, struct gwd_allowedips_query *q,
 				size_t n);
@@ -143,5 +167,34 @@ int gwd_allowedips_for_each(const struct gwd_allowedips_owner *owner, gwd_allowe
 /* Number of prefixes in the table, and of one owner. */
 size_t gwd_allowedips_count(const struct gwd_allowedips *t);
 size_t gwd_allowedips_owner_count(const struct gwd_allowedips_owner *owner);
+
+/*
+ * Reader threads. gwd_allowedips_reader_add() and _del() are the writer's
+ * (r must be outside a read section to be deleted, and stay in memory while
+ * registered). A reader thread brackets its lookups with read_begin(t, r)
+ * and read_end(r), its own r only; the section should be short (a batch of
+ * packets): memory the writer replaces meanwhile waits for its end. Begin
+ * costs a full memory barrier, end a store.
+ */
+void gwd_allowedips_reader_add(struct gwd_allowedips *t, struct gwd_allowedips_reader *r);
+void gwd_allowedips_reader_del(struct gwd_allowedips *t, struct gwd_allowedips_reader *r);
+void gwd_allowedips_read_begin(const struct gwd_allowedips *t, struct gwd_allowedips_reader *r);
+void gwd_allowedips_read_end(struct gwd_allowedips_reader *r);
+
+/*
+ * The writer's: frees the replaced memory that no reader can see any more.
+ * Every update does this too; call it now and then (a timer) so that the
+ * memory of the last update does not wait for the next one.
+ */
+void gwd_allowedips_reclaim(struct gwd_allowedips *t);
+
+/*
+ * The writer's: waits until every reader that was in a read section at the
+ * call has left it (readers that begin later are not waited for). After
+ * removing a peer's prefixes, this makes it safe to free the peer: no
+ * lookup can return it any more. Spins (yielding the CPU), so read
+ * sections must end.
+ */
+void gwd_allowedips_synchronize(struct gwd_allowedips *t);
 
 #endif

@@ -234,10 +234,25 @@ Test(allowedips, many_host_routes)
 		cr_assert_eq(peer_id(gwd_allowedips_lookup(&table, AF_INET, addr)),
 			     i % 2 && i < 5000 ? i % 3 : -1, "198.18.%d.%d", i >> 8, i & 255);
 	}
-	for (int p = 0; p < 3; p++)
+	/* Back over the tombstones (a rebuild drops them), with other owners. */
+	for (int i = 0; i < 5000; i++) {
+		addr[2] = (uint8_t)(i >> 8);
+		addr[3] = (uint8_t)i;
+		cr_assert_eq(gwd_allowedips_insert(&table, AF_INET, addr, 32, &peers[4].aip), 0);
+	}
+	cr_assert_eq(gwd_allowedips_count(&table), 5000);
+	cr_assert_eq(gwd_allowedips_owner_count(&peers[4].aip), 5000);
+	for (int i = 0; i < 5120; i++) {
+		addr[2] = (uint8_t)(i >> 8);
+		addr[3] = (uint8_t)i;
+		cr_assert_eq(peer_id(gwd_allowedips_lookup(&table, AF_INET, addr)),
+			     i < 5000 ? 4 : -1, "198.18.%d.%d", i >> 8, i & 255);
+	}
+	for (int p = 0; p < NPEERS; p++)
 		gwd_allowedips_remove_by_peer(&table, &peers[p].aip);
 	cr_assert_eq(gwd_allowedips_count(&table), 0);
-	cr_assert_eq(table.hosts[0].count, 0);
+	addr[2] = addr[3] = 7;
+	cr_assert_null(gwd_allowedips_lookup(&table, AF_INET, addr));
 }
 
 Test(allowedips, families_are_separate)
@@ -357,8 +372,9 @@ Test(allowedips, remove_by_peer)
 	    {COUNT, NULL, 0, 0},
 	};
 	RUN(steps);
-	cr_assert_null(table.root4);
-	cr_assert_null(table.root6);
+	cr_assert_null(table.root[0]);
+	cr_assert_null(table.root[1]);
+	cr_assert_eq(table.nodes, 0);
 }
 
 Test(allowedips, invalid_arguments)
@@ -821,9 +837,10 @@ static void random_round(uint64_t seed, int inserts, int lookups)
 	for (int p = 0; p < RAND_PEERS; p++)
 		gwd_allowedips_remove_by_peer(&table, &rpeers[p].aip);
 	cr_assert_eq(gwd_allowedips_count(&table), 0);
-	/* Compaction left no branch point behind. */
-	cr_assert_null(table.root4);
-	cr_assert_null(table.root6);
+	/* Compaction left no node behind. */
+	cr_assert_null(table.root[0]);
+	cr_assert_null(table.root[1]);
+	cr_assert_eq(table.nodes, 0);
 }
 
 /* 2000 prefixes per family, 100k lookups per family checked against the scan. */
