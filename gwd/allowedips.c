@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 /*
@@ -69,43 +70,48 @@ struct gwd_aip_entry {
  * key agrees with the parent's slot.
  */
 struct gwd_aip_node {
+	/* What a lookup reads first: one cache line (nodes are 64-byte aligned). */
+	uint64_t key[2]; /* bits from pos on are zero */
 	uint8_t pos;
 	uint8_t child_base[4];
 	uint8_t run_base[4];
 	uint16_t nchild, nrun;
 	uint64_t child_bm[4];
+	/* Then the next line, with the first slots. */
 	uint64_t run_bm[4];
-	uint64_t key[2]; /* bits from pos on are zero */
+	void *slot[]; /* then the writer's part: struct node_w */
+};
+
+/* The writer's part of a node, after its slots. */
+struct node_w {
 	union {
 		struct gwd_aip_entry *entries; /* while in the trie */
 		struct gwd_aip_gc gc;	       /* once retired */
-	} w;
-	void *slot[];
+	};
 };
 
 /*
  * Host table: open addressing with linear probing, at most half full. A
- * removed entry leaves a tombstone that is never reused (so a slot's key
- * never changes while a reader may compare it); a rebuild drops them.
- * Keys are configured addresses, which packet senders do not choose, so a
- * fixed hash function is enough.
+ * slot is width words: the key (IPv4: 1 word, IPv6: 2) then the peer, so
+ * that 4 IPv4 slots share a cache line. A removed entry leaves a tombstone
+ * that is never reused (so a slot's key never changes while a reader may
+ * compare it); a rebuild drops them. Keys are configured addresses, which
+ * packet senders do not choose, so a fixed hash function is enough.
  */
-struct gwd_aip_hslot {
-	uint64_t key[2];
-	void *peer;		 /* NULL: never used; TOMB: removed; atomic */
-	struct gwd_aip_entry *e; /* the writer's */
-};
-
 struct gwd_aip_hosts {
 	_Alignas(64) size_t mask; /* capacity - 1, capacity a power of two */
+	size_t width;		  /* words per slot: 2 or 3 */
 	size_t used;		  /* live slots and tombstones */
 	size_t live;
+	struct gwd_aip_entry **ents; /* the writer's: each slot's entry */
 	struct gwd_aip_gc gc;
-	_Alignas(64) struct gwd_aip_hslot slot[];
+	/* Slot i is w[i * width ...]; its last word, the peer, is atomic. */
+	_Alignas(64) uint64_t w[];
 };
 
+/* A host slot's peer word: 0 never used, TOMB removed, else the peer. */
 static char tomb_mark;
-#define TOMB ((void *)&tomb_mark)
+#define TOMB ((uint64_t)(uintptr_t)&tomb_mark)
 
 /* ---- small helpers ---- */
 
@@ -253,6 +259,11 @@ static inline unsigned int run_at(const struct gwd_aip_node *n, unsigned int s)
 #define load_ptr(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define store_ptr(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+static struct node_w *node_w(const struct gwd_aip_node *n)
+{
+	return (struct node_w *)(uintptr_t)&n->slot[n->nchild + n->nrun];
+}
+
 /* ---- memory shared with readers: retire and reclaim ---- */
 
 /* n (or a host table) is out of reach of new lookups: free it when safe. */
@@ -271,7 +282,7 @@ static void retire(struct gwd_allowedips *t, void *mem, struct gwd_aip_gc *gc)
 static void retire_node(struct gwd_allowedips *t, struct gwd_aip_node *n)
 {
 	t->nodes--;
-	retire(t, n, &n->w.gc);
+	retire(t, n, &node_w(n)->gc);
 }
 
 /*
@@ -380,48 +391,87 @@ static inline size_t host_home(size_t mask, const uint64_t key[2])
 	return (size_t)mix64(key[0] ^ mix64(key[1] + 1)) & mask;
 }
 
+static inline uint64_t *host_slot(const struct gwd_aip_hosts *h, size_t i)
+{
+	return (uint64_t *)&h->w[i * h->width];
+}
+
+static inline bool host_key_is(const struct gwd_aip_hosts *h, const uint64_t *s,
+			       const uint64_t key[2])
+{
+	return s[0] == key[0] && (h->width == 2 || s[1] == key[1]);
+}
+
 /* Lookups: the peer of key, NULL if absent. */
 static inline void *host_probe(const struct gwd_aip_hosts *h, size_t i, const uint64_t key[2])
 {
 	for (;; i = (i + 1) & h->mask) {
-		const struct gwd_aip_hslot *s = &h->slot[i];
-		void *p = load_ptr(&s->peer);
+		const uint64_t *s = host_slot(h, i);
+		uint64_t p = __atomic_load_n(&s[h->width - 1], __ATOMIC_ACQUIRE);
 
 		if (!p)
 			return NULL;
-		if (s->key[0] == key[0] && s->key[1] == key[1] && p != TOMB)
-			return p;
+		if (host_key_is(h, s, key) && p != TOMB)
+			return (void *)(uintptr_t)p;
 	}
 }
 
-/* The writer's: the live slot of key, or NULL. */
-static struct gwd_aip_hslot *host_find(struct gwd_aip_hosts *h, const uint64_t key[2])
+/* The writer's: the index of key's live slot, or -1. */
+static ptrdiff_t host_find(const struct gwd_aip_hosts *h, const uint64_t key[2])
 {
 	if (!h)
-		return NULL;
+		return -1;
 	for (size_t i = host_home(h->mask, key);; i = (i + 1) & h->mask) {
-		struct gwd_aip_hslot *s = &h->slot[i];
+		const uint64_t *s = host_slot(h, i);
+		uint64_t p = s[h->width - 1];
 
-		if (!s->peer)
-			return NULL;
-		if (s->peer != TOMB && s->key[0] == key[0] && s->key[1] == key[1])
-			return s;
+		if (!p)
+			return -1;
+		if (p != TOMB && host_key_is(h, s, key))
+			return (ptrdiff_t)i;
 	}
+}
+
+static void host_set_peer(struct gwd_aip_hosts *h, size_t i, uint64_t p)
+{
+	__atomic_store_n(&host_slot(h, i)[h->width - 1], p, __ATOMIC_RELEASE);
 }
 
 /* Puts e (not in h) into a never-used slot; h has room. */
 static void host_fill(struct gwd_aip_hosts *h, struct gwd_aip_entry *e)
 {
 	size_t i = host_home(h->mask, e->key);
+	uint64_t *s;
 
-	while (h->slot[i].peer)
+	while (host_slot(h, i)[h->width - 1])
 		i = (i + 1) & h->mask;
-	h->slot[i].key[0] = e->key[0];
-	h->slot[i].key[1] = e->key[1];
-	h->slot[i].e = e;
-	store_ptr(&h->slot[i].peer, e->owner->peer);
+	s = host_slot(h, i);
+	s[0] = e->key[0];
+	if (h->width == 3)
+		s[1] = e->key[1];
+	h->ents[i] = e;
+	host_set_peer(h, i, (uintptr_t)e->owner->peer);
 	h->used++;
 	h->live++;
+}
+
+/*
+ * A large table gets 2 MiB pages where the kernel has them to give
+ * (transparent huge pages in "madvise" mode): lookups probe it at random,
+ * and with 4 KiB pages most probes would also miss the TLB.
+ */
+static void *host_alloc(size_t size)
+{
+	enum { HUGE = 2 << 20 };
+	void *mem;
+
+	if (size < HUGE)
+		return aligned_alloc(64, size);
+	if (posix_memalign(&mem, HUGE, size))
+		return NULL;
+	/* Whole huge pages only: a partly used one would be resident in full. */
+	(void)madvise(mem, size / HUGE * HUGE, MADV_HUGEPAGE); /* only a hint */
+	return mem;
 }
 
 /*
@@ -432,7 +482,7 @@ static void host_fill(struct gwd_aip_hosts *h, struct gwd_aip_entry *e)
 static int host_insert(struct gwd_allowedips *t, int fam, struct gwd_aip_entry *e)
 {
 	struct gwd_aip_hosts *h = t->hosts[fam], *nh;
-	size_t cap = 16;
+	size_t cap = 16, width = fam ? 3 : 2, words;
 
 	if (h && 2 * (h->used + 1) <= h->mask + 1) {
 		host_fill(h, e);
@@ -440,14 +490,20 @@ static int host_insert(struct gwd_allowedips *t, int fam, struct gwd_aip_entry *
 	}
 	while (16 * ((h ? h->live : 0) + 1) > 7 * cap)
 		cap *= 2;
-	nh = aligned_alloc(64, sizeof(*nh) + cap * sizeof(nh->slot[0]));
+	words = cap * width; /* a multiple of 8: the entries stay aligned */
+	nh = host_alloc(sizeof(*nh) + words * sizeof(nh->w[0]) + cap * sizeof(nh->ents[0]));
 	if (!nh)
 		return -ENOMEM;
-	memset(nh, 0, sizeof(*nh) + cap * sizeof(nh->slot[0]));
+	memset(nh, 0, sizeof(*nh) + words * sizeof(nh->w[0]));
 	nh->mask = cap - 1;
-	for (size_t i = 0; h && i <= h->mask; i++)
-		if (h->slot[i].peer && h->slot[i].peer != TOMB)
-			host_fill(nh, h->slot[i].e);
+	nh->width = width;
+	nh->ents = (struct gwd_aip_entry **)&nh->w[words];
+	for (size_t i = 0; h && i <= h->mask; i++) {
+		uint64_t p = host_slot(h, i)[width - 1];
+
+		if (p && p != TOMB)
+			host_fill(nh, h->ents[i]);
+	}
 	host_fill(nh, e);
 	store_ptr(&t->hosts[fam], nh);
 	if (h)
@@ -505,15 +561,18 @@ static struct gwd_aip_node *node_build(struct gwd_allowedips *t, unsigned int po
 	struct gwd_aip_entry *val[FANOUT];
 	struct gwd_aip_node *n;
 	unsigned int nchild = 0, nrun = 0, k;
+	void *mem;
 
 	paint(pos, entries, val);
 	for (unsigned int s = 0; s < FANOUT; s++) {
 		nchild += kids[s] != NULL;
 		nrun += s == 0 || val[s] != val[s - 1];
 	}
-	n = malloc(sizeof(*n) + (nchild + nrun) * sizeof(n->slot[0]));
-	if (!n)
+	if (posix_memalign(&mem, 64,
+			   sizeof(*n) + (nchild + nrun) * sizeof(n->slot[0]) +
+			       sizeof(struct node_w)))
 		return NULL;
+	n = mem;
 	memset(n, 0, sizeof(*n));
 	n->pos = (uint8_t)pos;
 	n->key[0] = key[0];
@@ -521,7 +580,7 @@ static struct gwd_aip_node *node_build(struct gwd_allowedips *t, unsigned int po
 	mask_key(n->key, pos);
 	n->nchild = (uint16_t)nchild;
 	n->nrun = (uint16_t)nrun;
-	n->w.entries = entries;
+	node_w(n)->entries = entries;
 	k = 0;
 	for (unsigned int s = 0; s < FANOUT; s++) {
 		if (kids[s]) {
@@ -563,7 +622,7 @@ static void node_repaint(struct gwd_aip_node *n)
 	struct gwd_aip_entry *val[FANOUT];
 	unsigned int k = n->nchild;
 
-	paint(n->pos, n->w.entries, val);
+	paint(n->pos, node_w(n)->entries, val);
 	for (unsigned int s = 0; s < FANOUT; s++) {
 		if ((n->run_bm[s / 64] >> (s % 64)) & 1) {
 			void *v = value_of(val[s]);
@@ -613,7 +672,7 @@ static int trie_insert(struct gwd_allowedips *t, struct gwd_aip_node **slotp,
 		if (n->pos <= p && c >= n->pos) {
 			if (n->pos == p) {
 				/* e joins n's entries. */
-				e->next = n->w.entries;
+				e->next = node_w(n)->entries;
 				node_kids(n, kids);
 				nn = node_build(t, p, n->key, e, kids);
 				if (!nn) {
@@ -633,7 +692,7 @@ static int trie_insert(struct gwd_allowedips *t, struct gwd_aip_node **slotp,
 			leaf = node_build(t, p, e->key, e, kids);
 			node_kids(n, kids);
 			kids[s] = leaf;
-			nn = leaf ? node_build(t, n->pos, n->key, n->w.entries, kids) : NULL;
+			nn = leaf ? node_build(t, n->pos, n->key, node_w(n)->entries, kids) : NULL;
 			if (!nn) {
 				node_discard(t, leaf);
 				return -ENOMEM;
@@ -697,7 +756,7 @@ static struct gwd_aip_node **trie_find(struct gwd_aip_node **slotp, const uint64
 static struct gwd_aip_entry *entry_in(const struct gwd_aip_node *n, const uint64_t key[2],
 				      unsigned int cidr)
 {
-	for (struct gwd_aip_entry *e = n->w.entries; e; e = e->next)
+	for (struct gwd_aip_entry *e = node_w(n)->entries; e; e = e->next)
 		if (e->cidr == cidr && e->key[0] == key[0] && e->key[1] == key[1])
 			return e;
 	return NULL;
@@ -715,7 +774,7 @@ static void drop_child(struct gwd_allowedips *t, struct gwd_aip_node **pslotp,
 	struct gwd_aip_node *parent = *pslotp, *kids[FANOUT], *nn;
 	unsigned int s = slot_index(n->key, parent->pos);
 
-	if (!parent->w.entries && parent->nchild == 2) {
+	if (!node_w(parent)->entries && parent->nchild == 2) {
 		nn = parent->slot[child_at(parent, s) == 0 ? 1 : 0];
 		store_ptr(pslotp, nn);
 		retire_node(t, parent);
@@ -724,7 +783,7 @@ static void drop_child(struct gwd_allowedips *t, struct gwd_aip_node **pslotp,
 	}
 	node_kids(parent, kids);
 	kids[s] = NULL;
-	nn = node_build(t, parent->pos, parent->key, parent->w.entries, kids);
+	nn = node_build(t, parent->pos, parent->key, node_w(parent)->entries, kids);
 	if (!nn)
 		return;
 	node_replace(t, pslotp, parent, nn);
@@ -737,14 +796,14 @@ static void trie_remove(struct gwd_allowedips *t, struct gwd_aip_node **root,
 {
 	struct gwd_aip_node **pslotp, **slotp = trie_find(root, e->key, e->cidr, &pslotp);
 	struct gwd_aip_node *n = *slotp;
-	struct gwd_aip_entry **pp = &n->w.entries;
+	struct gwd_aip_entry **pp = &node_w(n)->entries;
 
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
 	e->next = NULL;
 	node_repaint(n);
-	if (n->w.entries || n->nchild >= 2)
+	if (node_w(n)->entries || n->nchild >= 2)
 		return;
 	if (n->nchild == 1) {
 		store_ptr(slotp, n->slot[0]);
@@ -798,10 +857,10 @@ static void free_subtree(struct gwd_allowedips *t, struct gwd_aip_node *n)
 		return;
 	for (unsigned int i = 0; i < n->nchild; i++)
 		free_subtree(t, n->slot[i]);
-	while (n->w.entries) {
-		struct gwd_aip_entry *e = n->w.entries;
+	while (node_w(n)->entries) {
+		struct gwd_aip_entry *e = node_w(n)->entries;
 
-		n->w.entries = e->next;
+		node_w(n)->entries = e->next;
 		entry_free(t, e);
 	}
 	t->nodes--;
@@ -814,9 +873,12 @@ void gwd_allowedips_free(struct gwd_allowedips *t)
 		struct gwd_aip_hosts *h = t->hosts[f];
 
 		free_subtree(t, t->root[f]);
-		for (size_t i = 0; h && i <= h->mask; i++)
-			if (h->slot[i].peer && h->slot[i].peer != TOMB)
-				entry_free(t, h->slot[i].e);
+		for (size_t i = 0; h && i <= h->mask; i++) {
+			uint64_t p = host_slot(h, i)[h->width - 1];
+
+			if (p && p != TOMB)
+				entry_free(t, h->ents[i]);
+		}
 		free(h);
 		if (t->dflt_entry[f])
 			entry_free(t, t->dflt_entry[f]);
@@ -830,14 +892,14 @@ void gwd_allowedips_free(struct gwd_allowedips *t)
 static struct gwd_aip_entry *find_entry(struct gwd_allowedips *t, int fam, const uint64_t key[2],
 					unsigned int cidr)
 {
-	struct gwd_aip_hslot *hs;
 	struct gwd_aip_node **slotp;
+	ptrdiff_t i;
 
 	if (cidr == 0)
 		return t->dflt_entry[fam];
 	if (cidr == (fam ? 128u : 32u)) {
-		hs = host_find(t->hosts[fam], key);
-		return hs ? hs->e : NULL;
+		i = host_find(t->hosts[fam], key);
+		return i >= 0 ? t->hosts[fam]->ents[i] : NULL;
 	}
 	slotp = trie_find(&t->root[fam], key, cidr, NULL);
 	return slotp ? entry_in(*slotp, key, cidr) : NULL;
@@ -851,7 +913,8 @@ static void republish(struct gwd_allowedips *t, struct gwd_aip_entry *e)
 	if (e->cidr == 0) {
 		store_ptr(&t->dflt[fam], e->owner->peer);
 	} else if (is_host(e)) {
-		store_ptr(&host_find(t->hosts[fam], e->key)->peer, e->owner->peer);
+		host_set_peer(t->hosts[fam], (size_t)host_find(t->hosts[fam], e->key),
+			      (uintptr_t)e->owner->peer);
 	} else {
 		node_repaint(*trie_find(&t->root[fam], e->key, e->cidr, NULL));
 	}
@@ -924,11 +987,12 @@ static void remove_entry(struct gwd_allowedips *t, struct gwd_aip_entry *e)
 		store_ptr(&t->dflt[fam], NULL);
 		t->dflt_entry[fam] = NULL;
 	} else if (is_host(e)) {
-		struct gwd_aip_hslot *hs = host_find(t->hosts[fam], e->key);
+		struct gwd_aip_hosts *h = t->hosts[fam];
+		size_t i = (size_t)host_find(h, e->key);
 
-		store_ptr(&hs->peer, TOMB);
-		hs->e = NULL;
-		t->hosts[fam]->live--;
+		host_set_peer(h, i, TOMB);
+		h->ents[i] = NULL;
+		h->live--;
 	} else {
 		trie_remove(t, &t->root[fam], e);
 	}
@@ -984,26 +1048,33 @@ static inline const struct gwd_aip_node *step(const struct gwd_aip_node *n, cons
 	return load_ptr(&n->slot[child_at(n, s)]);
 }
 
+/*
+ * The host probe's first slot is prefetched and the trie walked before the
+ * probe: a host route's walk is short (the nodes on its path, if any, are
+ * shared and cached) and any other's overlaps its miss in the host table.
+ */
 void *gwd_allowedips_lookup(const struct gwd_allowedips *t, int family, const uint8_t *addr)
 {
 	const struct gwd_aip_hosts *h;
 	const struct gwd_aip_node *n;
 	int fam = family == AF_INET6;
+	size_t home = 0;
 	uint64_t key[2];
-	void *best;
+	void *best, *host;
 
 	if (!family_bits(family))
 		return NULL;
 	load_key(key, family, addr);
 	h = load_ptr(&t->hosts[fam]);
 	if (h) {
-		best = host_probe(h, host_home(h->mask, key), key);
-		if (best)
-			return best;
+		home = host_home(h->mask, key);
+		__builtin_prefetch(host_slot(h, home));
 	}
 	best = load_ptr(&t->dflt[fam]);
 	for (n = load_ptr(&t->root[fam]); n;)
 		n = step(n, key, &best);
+	if (h && (host = host_probe(h, home, key)))
+		return host;
 	return best;
 }
 
@@ -1032,7 +1103,7 @@ static void lookup_lockstep(const struct gwd_allowedips *t, struct gwd_allowedip
 		h[i] = load_ptr(&t->hosts[fam]);
 		if (h[i]) {
 			home[i] = host_home(h[i]->mask, key[i]);
-			__builtin_prefetch(&h[i]->slot[home[i]]);
+			__builtin_prefetch(host_slot(h[i], home[i]));
 		}
 		cur[i] = load_ptr(&t->root[fam]);
 		q[i].peer = load_ptr(&t->dflt[fam]);
