@@ -22,7 +22,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum { PEERS = 8, REF_MAX = 512 };
+enum { PEERS = 8, REF_MAX = 256 };
 
 struct fpeer {
 	struct gwd_allowedips_owner aip;
@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct fpeer peers[PEERS];
 	struct gwd_allowedips t;
 	uint8_t prev[16] = {0};
-	size_t i = 0;
+	size_t i = 0, ops = 0;
 
 	gwd_allowedips_init(&t);
 	for (int p = 0; p < PEERS; p++) {
@@ -214,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Also a neighbour: the address with its last host bits flipped. */
 		a[len - 1] ^= 0x5a;
 		check_lookup(&t, family, a);
-		if (i % 16 == 0)
+		if (++ops % 64 == 0)
 			check_all(&t, peers);
 	}
 	check_all(&t, peers);
