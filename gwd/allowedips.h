@@ -23,9 +23,10 @@
  * Measured: docs/performance.md (bench/scale_lookups.c).
  *
  * Memory: an entry of 64 bytes per prefix, plus for host routes a slot of
- * 32 bytes in a table kept at most half full (100k /32: about 150 bytes
- * each), for the others a share of the trie nodes (96-byte header and 8
- * bytes per child or run of slots).
+ * 16 (IPv4) or 24 bytes (IPv6) and an 8-byte back pointer in a table kept
+ * at most half full (100k /32: 148 bytes each in all), for the others a
+ * share of the trie nodes (96-byte header, 8 bytes per child and per run of
+ * slots, 24 for the writer).
  *
  * Each peer embeds a struct gwd_allowedips_owner, which links its entries,
  * so removing a peer costs O(its prefixes) and its prefixes can be listed
