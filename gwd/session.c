@@ -46,41 +46,6 @@ void gwd_session_scratch_free(struct gwd_session_scratch *s)
 	free(s);
 }
 
-/* --- The wiping allocator ----------------------------------------------------------- */
-
-enum { ALLOC_HDR = 16 }; /* keeps malloc's alignment */
-
-static void *wipe_alloc(void *data, size_t size)
-{
-	uint8_t *p = malloc(size + ALLOC_HDR);
-
-	(void)data;
-	if (!p)
-		return NULL;
-	memcpy(p, &size, sizeof(size));
-	return p + ALLOC_HDR;
-}
-
-static void wipe_free(void *data, void *ptr)
-{
-	uint8_t *base;
-	size_t size;
-
-	(void)data;
-	if (!ptr)
-		return;
-	base = (uint8_t *)ptr - ALLOC_HDR;
-	memcpy(&size, base, sizeof(size));
-	gw_wipe(ptr, size);
-	free(base);
-}
-
-ProtobufCAllocator gwd_session_wiping_allocator = {
-    .alloc = wipe_alloc,
-    .free = wipe_free,
-    .allocator_data = NULL,
-};
-
 /* --- The export queue --------------------------------------------------------------- */
 
 static void schedule(struct gwd_cluster *c, uint64_t deadline)

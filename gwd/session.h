@@ -95,10 +95,4 @@ void gwd_session_scratch_free(struct gwd_session_scratch *s);
 /* The export timer's callback. */
 void gwd_session_export_timer(struct gw_loop *loop, struct gw_timer *t, void *arg);
 
-/*
- * A protobuf-c allocator whose frees wipe the memory: unpack received
- * LocalMessages and SessionBatches (they hold keys) with it.
- */
-extern ProtobufCAllocator gwd_session_wiping_allocator;
-
 #endif

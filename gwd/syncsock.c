@@ -17,6 +17,7 @@
 #include "cluster.h"
 #include "device.h"
 #include "gw/log.h"
+#include "gw/pbwipe.h"
 #include "gwcluster.pb-c.h"
 #include "peer.h"
 #include "session.h"
@@ -259,8 +260,7 @@ static void handle(struct gwd_syncsock *s, zmq_msg_t *id, zmq_msg_t *body)
 		reject(s, "bad routing id");
 		return;
 	}
-	m = gwcluster__local_message__unpack(&gwd_session_wiping_allocator, len,
-					     zmq_msg_data(body));
+	m = gwcluster__local_message__unpack(&gw_pbwipe_allocator, len, zmq_msg_data(body));
 	gw_wipe(zmq_msg_data(body), len);
 	if (!m || m->version != GWD_SYNCSOCK_VERSION) {
 		reject(s, m ? "unknown version" : "malformed message");
@@ -268,7 +268,7 @@ static void handle(struct gwd_syncsock *s, zmq_msg_t *id, zmq_msg_t *body)
 		dispatch(s, zmq_msg_data(id), idlen, m);
 	}
 	if (m)
-		gwcluster__local_message__free_unpacked(m, &gwd_session_wiping_allocator);
+		gwcluster__local_message__free_unpacked(m, &gw_pbwipe_allocator);
 }
 
 /* Reads one frame; false when none is waiting. */

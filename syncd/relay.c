@@ -14,6 +14,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/pbwipe.h"
 
 enum dump_state {
 	DUMP_IDLE,	/* nothing wanted (gwd not subscribed, or config not applied) */
@@ -123,36 +124,6 @@ static struct gw_ratelimit relay_rl = GW_RATELIMIT_INIT(5 * GW_NSEC_PER_SEC, 5);
 /* ------------------------------------------------------------------------
  * Helpers
  */
-
-/* protobuf-c allocations whose frees wipe: unpacked LocalMessages hold keys. */
-enum { WIPE_HDR = 16 };
-
-static void *wipe_alloc(void *data, size_t size)
-{
-	uint8_t *p = malloc(size + WIPE_HDR);
-
-	(void)data;
-	if (!p)
-		return NULL;
-	memcpy(p, &size, sizeof(size));
-	return p + WIPE_HDR;
-}
-
-static void wipe_free(void *data, void *ptr)
-{
-	uint8_t *base;
-	size_t size;
-
-	(void)data;
-	if (!ptr)
-		return;
-	base = (uint8_t *)ptr - WIPE_HDR;
-	memcpy(&size, base, sizeof(size));
-	gw_wipe(ptr, size);
-	free(base);
-}
-
-static ProtobufCAllocator wiping = {.alloc = wipe_alloc, .free = wipe_free};
 
 static void wipe_and_free(void *p, size_t len)
 {
@@ -475,7 +446,8 @@ static void age_batch(Gwcluster__SessionBatch *b, uint64_t held_ms)
 /* One kept batch into the import buffer, aged by the time it was kept. */
 static void replay_one(struct syncd_relay *r, const struct recent *e, uint64_t now)
 {
-	Gwcluster__SessionBatch *b = gwcluster__session_batch__unpack(&wiping, e->len, e->buf);
+	Gwcluster__SessionBatch *b =
+	    gwcluster__session_batch__unpack(&gw_pbwipe_allocator, e->len, e->buf);
 	size_t len;
 
 	if (!b)
@@ -486,7 +458,7 @@ static void replay_one(struct syncd_relay *r, const struct recent *e, uint64_t n
 		gwcluster__session_batch__pack(b, r->imp + r->imp_len);
 		r->imp_len += len;
 	}
-	gwcluster__session_batch__free_unpacked(b, &wiping);
+	gwcluster__session_batch__free_unpacked(b, &gw_pbwipe_allocator);
 }
 
 static void recent_replay(struct syncd_relay *r)
@@ -866,7 +838,8 @@ static void dispatch_local(struct syncd_relay *r, Gwcluster__LocalMessage *m)
 
 void syncd_relay_from_gwd(struct syncd_relay *r, uint8_t *buf, size_t len)
 {
-	Gwcluster__LocalMessage *m = gwcluster__local_message__unpack(&wiping, len, buf);
+	Gwcluster__LocalMessage *m =
+	    gwcluster__local_message__unpack(&gw_pbwipe_allocator, len, buf);
 
 	gw_wipe(buf, len);
 	if (!m || m->version != SYNCD_RELAY_LOCAL_VERSION) {
@@ -877,7 +850,7 @@ void syncd_relay_from_gwd(struct syncd_relay *r, uint8_t *buf, size_t len)
 		update_ready(r);
 	}
 	if (m)
-		gwcluster__local_message__free_unpacked(m, &wiping);
+		gwcluster__local_message__free_unpacked(m, &gw_pbwipe_allocator);
 }
 
 void syncd_relay_gwd_up(struct syncd_relay *r)

@@ -10,7 +10,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +21,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/pbwipe.h"
 #include "transport.h"
 
 enum {
@@ -190,28 +190,6 @@ static bool repackable(const ProtobufCMessage *m)
 	return true;
 }
 
-/*
- * Session batches carry keys: every block protobuf-c allocates for an
- * unpacked Envelope is wiped before it is freed. The blocks come from
- * malloc, so an Envelope freed with the default allocator stays valid.
- */
-static void *wiping_alloc(void *data, size_t size)
-{
-	(void)data;
-	return malloc(size);
-}
-
-static void wiping_free(void *data, void *p)
-{
-	(void)data;
-	if (p) {
-		gw_wipe(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
-static ProtobufCAllocator wiping_allocator = {.alloc = wiping_alloc, .free = wiping_free};
-
 enum syncd_envelope_verdict syncd_envelope_unpack_checked(const uint8_t *buf, size_t len,
 							  const char *cluster, uint8_t from,
 							  Gwcluster__Envelope **out)
@@ -222,11 +200,11 @@ enum syncd_envelope_verdict syncd_envelope_unpack_checked(const uint8_t *buf, si
 	*out = NULL;
 	if (len > SYNCD_MAX_MESSAGE)
 		return SYNCD_ENVELOPE_OVERSIZE;
-	env = gwcluster__envelope__unpack(&wiping_allocator, len, buf);
+	env = gwcluster__envelope__unpack(&gw_pbwipe_allocator, len, buf);
 	if (!env)
 		return SYNCD_ENVELOPE_MALFORMED;
 	if (!repackable(&env->base)) {
-		gwcluster__envelope__free_unpacked(env, &wiping_allocator);
+		gwcluster__envelope__free_unpacked(env, &gw_pbwipe_allocator);
 		return SYNCD_ENVELOPE_MALFORMED;
 	}
 	/* Version first: a newer version's body may be unknown to us. */
@@ -243,7 +221,7 @@ enum syncd_envelope_verdict syncd_envelope_unpack_checked(const uint8_t *buf, si
 	if (v == SYNCD_ENVELOPE_OK)
 		*out = env;
 	else
-		gwcluster__envelope__free_unpacked(env, &wiping_allocator);
+		gwcluster__envelope__free_unpacked(env, &gw_pbwipe_allocator);
 	return v;
 }
 
@@ -787,7 +765,7 @@ static void deliver(struct syncd_transport *t, zmq_msg_t *m, uint8_t from, enum 
 	}
 	t->stats.rx_messages++;
 	t->fn(t->arg, from, channels[role], env);
-	gwcluster__envelope__free_unpacked(env, &wiping_allocator);
+	gwcluster__envelope__free_unpacked(env, &gw_pbwipe_allocator);
 	/* The frame itself may hold session keys too. */
 	gw_wipe(zmq_msg_data(m), zmq_msg_size(m));
 }

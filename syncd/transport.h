@@ -138,8 +138,9 @@ enum syncd_envelope_verdict {
 /*
  * The transport's receive check on len bytes from the authenticated member
  * `from` (exposed for the fuzzer). On SYNCD_ENVELOPE_OK *out is the Envelope,
- * to be freed with gwcluster__envelope__free_unpacked(*out, NULL); otherwise
- * *out is NULL.
+ * unpacked with gw_pbwipe_allocator: free it with
+ * gwcluster__envelope__free_unpacked(*out, &gw_pbwipe_allocator) to wipe it
+ * (NULL frees it too, unwiped); otherwise *out is NULL.
  */
 enum syncd_envelope_verdict syncd_envelope_unpack_checked(const uint8_t *buf, size_t len,
 							  const char *cluster, uint8_t from,

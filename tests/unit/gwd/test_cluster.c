@@ -23,6 +23,7 @@
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
+#include "gw/pbwipe.h"
 #include "packet.h"
 #include "peer.h"
 #include "region.h"
@@ -247,11 +248,11 @@ static int sink_batch(void *arg, const Gwcluster__SessionBatch *batch)
 static void import_bytes(int to, const uint8_t *buf, size_t len)
 {
 	Gwcluster__SessionBatch *b =
-	    gwcluster__session_batch__unpack(&gwd_session_wiping_allocator, len, buf);
+	    gwcluster__session_batch__unpack(&gw_pbwipe_allocator, len, buf);
 
 	cr_assert(b, "an export does not unpack");
 	cr_assert_eq(gwd_session_import(nodes[to].dev, b), 0);
-	gwcluster__session_batch__free_unpacked(b, &gwd_session_wiping_allocator);
+	gwcluster__session_batch__free_unpacked(b, &gw_pbwipe_allocator);
 }
 
 static void relay(void)
