@@ -21,6 +21,7 @@
 #include "device.h"
 #include "gw/addr.h"
 #include "gw/crypto.h"
+#include "gw/daemon.h"
 #include "gw/log.h"
 #include "gw/loop.h"
 #include "metrics.h"
@@ -322,58 +323,6 @@ static uint32_t under_load_threshold(void)
 	return (uint32_t)v;
 }
 
-/*
- * Forks; the parent waits for the child's word through a pipe and exits with
- * it (0 once the interface and socket are ready). Returns the write end in
- * the child.
- */
-static int daemonize(void)
-{
-	int p[2], status = EIO;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		close(p[1]);
-		if (read(p[0], &status, sizeof(status)) != (ssize_t)sizeof(status))
-			status = EIO;
-		_exit(status ? 1 : 0);
-	}
-	close(p[0]);
-	if (setsid() < 0)
-		return -errno;
-	return p[1];
-}
-
-/* Tells the waiting parent how start-up went, then detaches from the terminal. */
-static void notify_parent(int fd, int err)
-{
-	int status = -err, devnull;
-
-	if (fd < 0)
-		return;
-	if (write(fd, &status, sizeof(status)) < 0)
-		gw_warn("gwd: cannot notify the parent: %s", strerror(errno));
-	close(fd);
-	if (err)
-		return;
-	gw_log_init("gwd", GW_LOG_INFO, GW_LOG_SYSLOG);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull >= 0) {
-		dup2(devnull, STDIN_FILENO);
-		dup2(devnull, STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		if (devnull > STDERR_FILENO)
-			close(devnull);
-	}
-	if (chdir("/") < 0)
-		gw_warn("gwd: chdir /: %s", strerror(errno));
-}
-
 static void on_signal(struct gw_loop *loop, int fd, uint32_t signo, void *arg)
 {
 	(void)fd;
@@ -578,7 +527,7 @@ int main(int argc, char **argv)
 	gw_log_init("gwd", log_level(&o), GW_LOG_STDERR);
 	signal(SIGPIPE, SIG_IGN);
 	if (!o.foreground) {
-		notify = daemonize();
+		notify = gw_daemon_fork();
 		if (notify < 0) {
 			fprintf(stderr, "gwd: cannot daemonize: %s\n", strerror(-notify));
 			return 1;
@@ -589,13 +538,13 @@ int main(int argc, char **argv)
 		err = start(&d, &o);
 	if (err) {
 		fprintf(stderr, "gwd: failed to start %s: %s\n", o.ifname, strerror(-err));
-		notify_parent(notify, err);
+		gw_daemon_ready(notify, err, "gwd", log_level(&o));
 		stop(&d);
 		return 1;
 	}
-	notify_parent(notify, 0);
-	if (!o.foreground)
-		gw_log_set_level(log_level(&o));
+	err = gw_daemon_ready(notify, 0, "gwd", log_level(&o));
+	if (err)
+		gw_warn("gwd: detaching: %s", strerror(-err));
 	gw_info("gwd %s: interface %s up, UDP port %u", GW_VERSION, o.ifname, d.dev->listen_port);
 	err = gw_loop_run(d.loop);
 	if (err)

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "control.h"
 #include "gw/crypto.h"
+#include "gw/daemon.h"
 #include "gw/log.h"
 #include "gw/addr.h"
 #include "gw/loop.h"
@@ -674,54 +675,6 @@ static void stop(struct daemon *d)
 	syncd_config_free(d->cfg);
 }
 
-/* Forks; the parent exits with the child's start-up result read from a pipe. */
-static int daemonize(void)
-{
-	int p[2], status = EIO;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		close(p[1]);
-		if (read(p[0], &status, sizeof(status)) != (ssize_t)sizeof(status))
-			status = EIO;
-		_exit(status ? 1 : 0);
-	}
-	close(p[0]);
-	if (setsid() < 0)
-		return -errno;
-	return p[1];
-}
-
-/* Reports start-up to the waiting parent; on success detaches from the terminal. */
-static void notify_parent(int fd, int err, enum gw_log_level level)
-{
-	int status = -err, devnull;
-
-	if (fd < 0)
-		return;
-	if (write(fd, &status, sizeof(status)) < 0)
-		gw_warn("syncd: cannot notify the parent: %s", strerror(errno));
-	close(fd);
-	if (err)
-		return;
-	gw_log_init("syncd", level, GW_LOG_SYSLOG);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull >= 0) {
-		dup2(devnull, STDIN_FILENO);
-		dup2(devnull, STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		if (devnull > STDERR_FILENO)
-			close(devnull);
-	}
-	if (chdir("/") < 0)
-		gw_warn("syncd: chdir /: %s", strerror(errno));
-}
-
 int main(int argc, char **argv)
 {
 	char err[SYNCD_CONFIG_ERR_LEN];
@@ -754,7 +707,7 @@ int main(int argc, char **argv)
 	gw_log_set_level(level);
 	/* Fork before any thread exists (ZeroMQ starts I/O threads). */
 	if (!o.foreground) {
-		notify = daemonize();
+		notify = gw_daemon_fork();
 		if (notify < 0) {
 			fprintf(stderr, "syncd: cannot daemonize: %s\n", strerror(-notify));
 			return 1;
@@ -763,11 +716,13 @@ int main(int argc, char **argv)
 	rc = start(&d);
 	if (rc) {
 		fprintf(stderr, "syncd: failed to start: %s\n", strerror(-rc));
-		notify_parent(notify, rc, level);
+		gw_daemon_ready(notify, rc, "syncd", level);
 		stop(&d);
 		return 1;
 	}
-	notify_parent(notify, 0, level);
+	rc = gw_daemon_ready(notify, 0, "syncd", level);
+	if (rc)
+		gw_warn("syncd: detaching: %s", strerror(-rc));
 	gw_info("syncd %s: node %u of cluster %s (%s mode, %u members), interface %s, control %s, "
 		"sessions %s",
 		GW_VERSION, d.cfg->node_id, d.cfg->cluster, syncd_mode_name(d.cfg->mode),
