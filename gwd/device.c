@@ -311,8 +311,18 @@ enum {
 	/* One UDP_SEGMENT send: the largest IPv4 UDP payload, and the kernel's segment limit. */
 	TX_MAX_LEN = 65507,
 	TX_MAX_SEGS = 64,
-	/* Datagrams of one coalesced receive decrypted as a batch at most. */
+	/* Received datagrams decrypted as one batch at most. */
 	RX_JOBS = 64,
+	/* recvmmsg() calls per UDP callback at most (each of GWD_UDP_RX_BATCH datagrams). */
+	RX_CALLS = 4,
+};
+
+/* A received datagram waiting for its batch: where it is and where it came from. */
+struct rx_item {
+	uint8_t *buf;
+	size_t len;
+	const union gw_sockaddr *from;
+	const struct gwd_src *local;
 };
 
 /*
@@ -348,6 +358,10 @@ struct gwd_sysnet {
 	struct gwd_crypt_pool *pool; /* NULL: no helper threads */
 	struct gwd_crypt_job rx_jobs[RX_JOBS];
 	bool rx_prepared[RX_JOBS];
+	/* With offloads: the recvmmsg() slots (buffers in rx_buf) and the batch waiting. */
+	struct gwd_udp_rx *rx_msgs;
+	struct rx_item rx_items[RX_JOBS];
+	size_t rx_n;
 };
 
 static struct gw_ratelimit io_rl = GW_RATELIMIT_INIT(5 * GW_NSEC_PER_SEC, 5);
@@ -422,49 +436,53 @@ static void flush_all(struct gwd_sysnet *sys)
 }
 
 /*
- * Up to RX_JOBS datagrams of gso bytes from offset off of rx_buf (n bytes):
- * the data messages among them decrypted as one batch, then each processed
- * in arrival order (replay window, delivery) on this thread.
+ * The held datagrams: the data messages among them decrypted as one batch
+ * (helper threads), then each processed in arrival order (replay window,
+ * roaming, delivery) on this thread.
  */
-static void receive_batch(struct gwd_sysnet *sys, size_t off, size_t n, size_t gso,
-			  const union gw_sockaddr *from, const struct gwd_src *local)
+static void rx_run(struct gwd_sysnet *sys)
 {
 	struct gwd_crypt_job *jobs = sys->rx_jobs;
-	size_t k = 0, nj = 0;
+	size_t nj = 0;
 
-	for (size_t o = off; o < n && k < RX_JOBS; o += gso, k++) {
-		size_t len = n - o < gso ? n - o : gso;
+	for (size_t k = 0; k < sys->rx_n; k++) {
+		struct rx_item *it = &sys->rx_items[k];
 
-		sys->rx_prepared[k] =
-		    gwd_device_rx_prepare(sys->dev, sys->rx_buf + o, len, &jobs[nj]);
+		sys->rx_prepared[k] = gwd_device_rx_prepare(sys->dev, it->buf, it->len, &jobs[nj]);
 		if (sys->rx_prepared[k])
 			nj++;
 	}
 	gwd_crypt_run(sys->pool, jobs, nj);
 	nj = 0;
-	k = 0;
-	for (size_t o = off; o < n && k < RX_JOBS; o += gso, k++) {
-		size_t len = n - o < gso ? n - o : gso;
+	for (size_t k = 0; k < sys->rx_n; k++) {
+		struct rx_item *it = &sys->rx_items[k];
 
 		if (sys->rx_prepared[k])
-			gwd_device_receive_opened(sys->dev, sys->rx_buf + o, len, from, local,
+			gwd_device_receive_opened(sys->dev, it->buf, it->len, it->from, it->local,
 						  &jobs[nj++]);
 		else
-			gwd_device_receive(sys->dev, sys->rx_buf + o, len, from, local);
+			gwd_device_receive(sys->dev, it->buf, it->len, it->from, it->local);
 	}
 	gwd_crypt_wipe(jobs, nj);
+	sys->rx_n = 0;
 }
 
-static void udp_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
+/* Holds one datagram for the batch; a full batch runs. */
+static void rx_add(struct gwd_sysnet *sys, uint8_t *buf, size_t len, const union gw_sockaddr *from,
+		   const struct gwd_src *local)
 {
-	struct gwd_sysnet *sys = arg;
+	sys->rx_items[sys->rx_n++] = (struct rx_item){buf, len, from, local};
+	if (sys->rx_n == RX_JOBS)
+		rx_run(sys);
+}
+
+/* Without offloads: one recvmsg() and one datagram at a time. */
+static void udp_ready_single(struct gwd_sysnet *sys, int fd)
+{
 	union gw_sockaddr from;
 	struct gwd_src local;
 	size_t gso;
 
-	(void)loop;
-	(void)events;
-	sys->batching = true;
 	for (int i = 0; i < IO_BATCH; i++) {
 		ssize_t n = gwd_udp_recv(fd, sys->rx_buf, GWD_MAX_PACKET, &from, &local, &gso);
 
@@ -478,15 +496,62 @@ static void udp_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 			gw_log_rl(&io_rl, GW_LOG_WARN, "gwd: UDP receive: %s", strerror((int)-n));
 			break;
 		}
-		if (!gso || gso >= (size_t)n) {
-			gwd_device_receive(sys->dev, sys->rx_buf, (size_t)n, &from, &local);
-			continue;
-		}
-		/* UDP GRO: datagrams of gso bytes back to back, the last maybe shorter. */
-		gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_UDP_GRO);
-		for (size_t off = 0; off < (size_t)n; off += gso * RX_JOBS)
-			receive_batch(sys, off, (size_t)n, gso, &from, &local);
+		gwd_device_receive(sys->dev, sys->rx_buf, (size_t)n, &from, &local);
 	}
+}
+
+/*
+ * With offloads: up to GWD_UDP_RX_BATCH datagrams per recvmmsg(), each maybe
+ * a UDP GRO super-datagram; all of them, from whichever senders, go through
+ * one batch. The batch runs before the next call reuses the buffers.
+ */
+static void udp_ready_batch(struct gwd_sysnet *sys, int fd)
+{
+	for (int call = 0; call < RX_CALLS; call++) {
+		int got = gwd_udp_recv_batch(fd, sys->rx_msgs, GWD_UDP_RX_BATCH);
+
+		if (got == -EAGAIN || got == -EWOULDBLOCK)
+			break;
+		if (got < 0) {
+			gw_log_rl(&io_rl, GW_LOG_WARN, "gwd: UDP receive: %s", strerror(-got));
+			break;
+		}
+		for (int i = 0; i < got; i++) {
+			struct gwd_udp_rx *m = &sys->rx_msgs[i];
+
+			if (m->truncated) {
+				gwd_stat_inc(sys->dev, NULL, GWD_STAT_DROP_TOO_BIG);
+				continue;
+			}
+			if (!m->gso || m->gso >= m->len) {
+				rx_add(sys, m->buf, m->len, &m->from, &m->local);
+				continue;
+			}
+			/* UDP GRO: datagrams of gso bytes back to back, the last maybe shorter. */
+			gwd_stat_inc(sys->dev, NULL, GWD_STAT_OFFLOAD_UDP_GRO);
+			for (size_t o = 0; o < m->len; o += m->gso) {
+				size_t len = m->len - o < m->gso ? m->len - o : m->gso;
+
+				rx_add(sys, m->buf + o, len, &m->from, &m->local);
+			}
+		}
+		rx_run(sys);
+		if (got < GWD_UDP_RX_BATCH)
+			break; /* drained: spare the call that would say so */
+	}
+}
+
+static void udp_ready(struct gw_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct gwd_sysnet *sys = arg;
+
+	(void)loop;
+	(void)events;
+	sys->batching = true;
+	if (sys->rx_msgs)
+		udp_ready_batch(sys, fd);
+	else
+		udp_ready_single(sys, fd);
 	flush_all(sys);
 }
 
@@ -795,11 +860,19 @@ static int sys_open(struct gwd_sysnet *sys, const char *ifname)
 
 	bool offload = !sys->dev->no_offload;
 
-	sys->rx_buf = malloc(GWD_MAX_PACKET);
+	/* With offloads one buffer per recvmmsg() slot, each room for a GRO receive. */
+	sys->rx_buf = malloc((size_t)GWD_MAX_PACKET * (offload ? GWD_UDP_RX_BATCH : 1));
 	sys->tun_buf = malloc(TUN_BUF_LEN);
 	if (!sys->rx_buf || !sys->tun_buf)
 		return -ENOMEM;
 	if (offload) {
+		sys->rx_msgs = calloc(GWD_UDP_RX_BATCH, sizeof(*sys->rx_msgs));
+		if (!sys->rx_msgs)
+			return -ENOMEM;
+		for (size_t i = 0; i < GWD_UDP_RX_BATCH; i++) {
+			sys->rx_msgs[i].buf = sys->rx_buf + i * GWD_MAX_PACKET;
+			sys->rx_msgs[i].cap = GWD_MAX_PACKET;
+		}
 		sys->seg_buf = malloc(GWD_MAX_PACKET);
 		sys->tx.buf = malloc(TX_MAX_LEN);
 		if (!sys->seg_buf || !sys->tx.buf)
@@ -891,6 +964,7 @@ void gwd_device_detach_system(struct gwd_device *dev)
 	if (sys->has_pending)
 		udp_drop(sys, &sys->pending);
 	gwd_tun_close(&sys->tun);
+	free(sys->rx_msgs);
 	free(sys->rx_buf);
 	free(sys->tun_buf);
 	free(sys->seg_buf);

@@ -187,6 +187,39 @@ ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, str
 	return n;
 }
 
+int gwd_udp_recv_batch(int fd, struct gwd_udp_rx *rx, size_t n)
+{
+	struct mmsghdr mh[GWD_UDP_RX_BATCH];
+	struct iovec iov[GWD_UDP_RX_BATCH];
+	int got;
+
+	if (n > GWD_UDP_RX_BATCH)
+		n = GWD_UDP_RX_BATCH;
+	memset(mh, 0, n * sizeof(mh[0]));
+	for (size_t i = 0; i < n; i++) {
+		iov[i].iov_base = rx[i].buf;
+		iov[i].iov_len = rx[i].cap;
+		mh[i].msg_hdr.msg_name = &rx[i].from;
+		mh[i].msg_hdr.msg_namelen = sizeof(rx[i].from);
+		mh[i].msg_hdr.msg_iov = &iov[i];
+		mh[i].msg_hdr.msg_iovlen = 1;
+		mh[i].msg_hdr.msg_control = rx[i].ctl.buf;
+		mh[i].msg_hdr.msg_controllen = sizeof(rx[i].ctl.buf);
+	}
+	got = recvmmsg(fd, mh, (unsigned)n, 0, NULL);
+	if (got < 0)
+		return -errno;
+	for (int i = 0; i < got; i++) {
+		struct msghdr *m = &mh[i].msg_hdr;
+
+		rx[i].len = mh[i].msg_len;
+		rx[i].truncated = (m->msg_flags & MSG_TRUNC) != 0;
+		read_pktinfo(m, &rx[i].local);
+		rx[i].gso = read_gro(m);
+	}
+	return got;
+}
+
 /* Fills the control buffer with the pinned source; returns its length. */
 static size_t write_pktinfo(uint8_t *ctl, size_t ctlsize, const struct gwd_src *local, int family)
 {

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "gw/addr.h"
@@ -50,6 +51,31 @@ int gwd_udp_set_fwmark(struct gwd_udp *u, uint32_t fwmark);
  */
 ssize_t gwd_udp_recv(int fd, void *buf, size_t len, union gw_sockaddr *from, struct gwd_src *local,
 		     size_t *gso_size);
+
+/* The most datagrams one gwd_udp_recv_batch() call takes. */
+enum { GWD_UDP_RX_BATCH = 64 };
+
+/* One slot of gwd_udp_recv_batch(): buf and cap set by the caller, the rest filled in. */
+struct gwd_udp_rx {
+	uint8_t *buf;
+	size_t cap;
+	size_t len;	/* bytes received */
+	size_t gso;	/* as gwd_udp_recv()'s *gso_size */
+	bool truncated; /* longer than cap: the datagram is unusable */
+	union gw_sockaddr from;
+	struct gwd_src local;
+	union {
+		struct cmsghdr align;
+		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))];
+	} ctl;
+};
+
+/*
+ * Up to n (at most GWD_UDP_RX_BATCH) datagrams from fd with one recvmmsg()
+ * call, each with its own sender, local address and GRO segment size as
+ * gwd_udp_recv() reports them: how many arrived, or -errno (-EAGAIN when none).
+ */
+int gwd_udp_recv_batch(int fd, struct gwd_udp_rx *rx, size_t n);
 
 /* UDP_GRO on both sockets: true when the kernel took it on every open one. */
 bool gwd_udp_enable_gro(struct gwd_udp *u);
