@@ -554,6 +554,8 @@ static int merge_record(struct syncd_replica *r, const Gwcluster__Record *rec, u
 	rc = syncd_store_put(r->store, &row);
 	if (!rc) {
 		r->stats.records_won++;
+		if (r->io.record_changed)
+			r->io.record_changed(r->io.arg, row.key, row.key_len);
 		rc = 1;
 	}
 out:

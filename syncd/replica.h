@@ -54,6 +54,12 @@ struct syncd_replica_io {
 	/* Records changed (a local write or remote ones); may be NULL. */
 	void (*changed)(void *arg);
 	void *arg;
+	/*
+	 * The record under key (a peer's 32-byte public key, or SYNCD_IFACE_KEY)
+	 * was stored: called inside the transaction, which may still roll back
+	 * (then the stored record did not change after all). May be NULL.
+	 */
+	void (*record_changed)(void *arg, const uint8_t *key, size_t key_len);
 };
 
 struct syncd_replica_config {

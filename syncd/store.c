@@ -28,6 +28,7 @@ enum stmt {
 	ST_GET,
 	ST_PUT,
 	ST_FOREACH,
+	ST_SCAN,
 	ST_COUNT,
 	ST_GC,
 	ST_MAX_HLC,
@@ -53,6 +54,8 @@ static const char *const stmt_sql[ST_COUNT_ALL] = {
 	       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_FOREACH] = "SELECT key, hlc, writer, origin, origin_seq, deleted, record FROM records"
 		   " WHERE ?1 = 0 OR deleted = 0 ORDER BY key",
+    [ST_SCAN] = "SELECT key, hlc, writer, origin, origin_seq, deleted, record FROM records"
+		" WHERE key > ?1 AND deleted = 0 ORDER BY key LIMIT ?2",
     [ST_COUNT] = "SELECT coalesce(sum(deleted = 0 AND length(key) = 32), 0),"
 		 " coalesce(sum(deleted), 0) FROM records",
     [ST_GC] = "DELETE FROM records WHERE deleted = 1 AND hlc >= 0 AND hlc < ?1",
@@ -520,6 +523,31 @@ int syncd_store_foreach(struct syncd_store *s, bool live_only, syncd_row_fn *fn,
 		row.key = sqlite3_column_blob(st, 0);
 		row.key_len = (size_t)sqlite3_column_bytes(st, 0);
 		read_row(st, 1, &row);
+		rc = fn(arg, &row);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int syncd_store_scan(struct syncd_store *s, const uint8_t *after, size_t after_len, size_t limit,
+		     syncd_row_fn *fn, void *arg, size_t *visited)
+{
+	sqlite3_stmt *st = stmt(s, ST_SCAN);
+	struct syncd_row row;
+	int rc;
+
+	*visited = 0;
+	rc = bind_blob(s, st, 1, after, after_len);
+	rc =
+	    rc ? rc : bind_u64(s, st, 2, limit > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : limit);
+	while (!rc) {
+		rc = step_row(s, st, "scan");
+		if (rc <= 0)
+			return rc;
+		row.key = sqlite3_column_blob(st, 0);
+		row.key_len = (size_t)sqlite3_column_bytes(st, 0);
+		read_row(st, 1, &row);
+		(*visited)++;
 		rc = fn(arg, &row);
 	}
 	sqlite3_reset(st);

@@ -80,6 +80,13 @@ int syncd_store_put(struct syncd_store *s, const struct syncd_row *row);
  */
 typedef int syncd_row_fn(void *arg, const struct syncd_row *row);
 int syncd_store_foreach(struct syncd_store *s, bool live_only, syncd_row_fn *fn, void *arg);
+/*
+ * The same for at most limit live records with keys above after (compared
+ * as bytes; after_len 0: from the first), in key order: a walk in slices,
+ * each in its own call. *visited counts the rows passed to fn.
+ */
+int syncd_store_scan(struct syncd_store *s, const uint8_t *after, size_t after_len, size_t limit,
+		     syncd_row_fn *fn, void *arg, size_t *visited);
 /* Live peers (32-byte keys, not deleted) and tombstones. */
 int syncd_store_count(struct syncd_store *s, uint64_t *live_peers, uint64_t *tombstones);
 /* Deletes the tombstones with hlc < below; *removed may be NULL. */

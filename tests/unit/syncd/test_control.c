@@ -57,7 +57,7 @@ static void status_extra(void *arg, Gwcluster__ClusterStatus *st)
 static void open_replica(unsigned n)
 {
 	static const uint8_t ids[] = {1, 2, 3};
-	struct syncd_replica_io io = {io_nop, io_nop_to, io_nop_to, NULL, NULL};
+	struct syncd_replica_io io = {.publish = io_nop, .request = io_nop_to, .reply = io_nop_to};
 	struct syncd_replica_config rc = {
 	    .node_id = 1,
 	    .members = ids,

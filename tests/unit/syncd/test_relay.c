@@ -1668,7 +1668,8 @@ static int ctl_role(void *arg, const Gwcluster__RoleRequest *req,
 static void control_setup(void)
 {
 	static const uint8_t one[] = {1};
-	struct syncd_replica_io io = {nop_env, nop_env_to, nop_env_to, NULL, NULL};
+	struct syncd_replica_io io = {
+	    .publish = nop_env, .request = nop_env_to, .reply = nop_env_to};
 	struct syncd_replica_config rc = {.node_id = 1,
 					  .members = one,
 					  .n_members = 1,

@@ -41,6 +41,8 @@ struct node {
 	struct syncd_store *store;
 	struct syncd_replica *r;
 	unsigned changed;
+	unsigned reported;  /* record_changed calls */
+	bool seen[1 << 16]; /* ... by the peer number of key_of() */
 };
 
 typedef bool drop_fn(struct net *net, const struct msg *m, const Gwcluster__Envelope *env);
@@ -124,6 +126,15 @@ static void io_changed(void *arg)
 	((struct node *)arg)->changed++;
 }
 
+static void io_record_changed(void *arg, const uint8_t *key, size_t len)
+{
+	struct node *nd = arg;
+
+	nd->reported++;
+	if (len == 32)
+		nd->seen[key[30] << 8 | key[31]] = true;
+}
+
 static struct node *node(uint8_t id)
 {
 	return &net.nodes[id - 1];
@@ -132,7 +143,12 @@ static struct node *node(uint8_t id)
 static void node_open(uint8_t id)
 {
 	struct node *nd = node(id);
-	struct syncd_replica_io io = {io_publish, io_request, io_reply, io_changed, nd};
+	struct syncd_replica_io io = {.publish = io_publish,
+				      .request = io_request,
+				      .reply = io_reply,
+				      .changed = io_changed,
+				      .arg = nd,
+				      .record_changed = io_record_changed};
 	struct syncd_replica_config cfg = {
 	    .node_id = id,
 	    .members = net.ids,
@@ -948,4 +964,41 @@ Test(replica, unanswered_repairs_fall_back_to_a_snapshot)
 	cr_assert_eq(syncd_replica_stats(node(2)->r)->snapshots_completed, 1);
 	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 3);
 	assert_converged();
+}
+
+/*
+ * The applier relies on record_changed to know what to apply: every record
+ * that replaced what a node held is reported (own writes, remote updates,
+ * repairs and snapshots), and nothing else.
+ */
+Test(replica, every_stored_record_is_reported)
+{
+	net_init(3, false);
+	net.log_retain = 10; /* node 3 cannot repair: it takes a snapshot */
+	node_open(1);
+	node_open(2);
+	run_ms(2500);
+	for (unsigned k = 0; k < 300; k++)
+		cr_assert_eq(put_peer((uint8_t)(1 + k % 2), k, k, 0), 0);
+	for (unsigned k = 0; k < 20; k++)
+		cr_assert_eq(del_peer(2, k), 0);
+	net.duplicate = true;
+	net.reorder = true;
+	run_ms(1000);
+	/* Node 3 joins by snapshot. */
+	node_open(3);
+	run_until_synced();
+	cr_assert_eq(put_peer(3, 1000, 1, 0), 0);
+	run_ms(3000);
+	assert_converged();
+	for (unsigned i = 0; i < net.n; i++) {
+		struct node *nd = &net.nodes[i];
+
+		cr_expect_eq(nd->reported, syncd_replica_stats(nd->r)->records_won, "node %u",
+			     nd->id);
+		for (unsigned k = 0; k < 300; k++)
+			cr_expect(nd->seen[k], "node %u: peer %u never reported", nd->id, k);
+		cr_expect(nd->seen[1000], "node %u: peer 1000 never reported", nd->id);
+	}
+	cr_expect_geq(syncd_replica_stats(node(3)->r)->snapshots_completed, 1);
 }

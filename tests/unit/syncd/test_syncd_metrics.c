@@ -97,7 +97,11 @@ static void io_changed(void *arg)
 
 static void node_open(struct node *nd)
 {
-	struct syncd_replica_io io = {io_publish, io_request, io_reply, io_changed, nd};
+	struct syncd_replica_io io = {.publish = io_publish,
+				      .request = io_request,
+				      .reply = io_reply,
+				      .changed = io_changed,
+				      .arg = nd};
 	struct syncd_replica_config cfg = {
 	    .node_id = nd->id,
 	    .members = ids,
