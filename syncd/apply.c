@@ -13,6 +13,7 @@
  * keys and are wiped before they are freed.
  */
 #include "apply.h"
+#include "apply_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -35,40 +36,9 @@
 
 enum { IFNAME_MAX = 15, RECV_CHUNK = 16384 };
 
-/* One peer, as gwd has it or as it should be. */
-struct peer_state {
-	uint8_t key[GW_KEY_LEN];
-	uint8_t psk[GW_KEY_LEN]; /* all zero: none */
-	uint32_t keepalive;
-	bool has_endpoint;
-	bool invalid;	      /* desired entry rejected: leave gwd's peer alone */
-	const char *endpoint; /* desired: validated hint or NULL */
-	size_t order;	      /* desired: index in desired[] */
-	struct gw_prefix *aips;
-	size_t n_aips, cap_aips;
-};
-
-/* A parsed get (or set) reply. */
-struct dev_state {
-	struct peer_state *peers;
-	size_t n, cap;
-	uint32_t listen_port, fwmark;
-	long err;
-	bool have_errno, done;
-	size_t bytes;
-	char line[SYNCD_APPLY_LINE_MAX + 1];
-	size_t line_len;
-};
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
 static struct gw_ratelimit invalid_rl = GW_RATELIMIT_INIT(5000000000ull, 5);
 
-static void peer_free(struct peer_state *p)
+void ap_peer_free(struct peer_state *p)
 {
 	free(p->aips);
 	gw_wipe(p, sizeof(*p));
@@ -77,14 +47,40 @@ static void peer_free(struct peer_state *p)
 static void peers_free(struct peer_state *peers, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		peer_free(&peers[i]);
+		ap_peer_free(&peers[i]);
 	free(peers);
 }
 
-static void dev_free(struct dev_state *st)
+void ap_dev_free(struct dev_state *st)
 {
 	peers_free(st->peers, st->n);
 	gw_wipe(st, sizeof(*st));
+}
+
+int ap_grow(void *p, size_t *cap, size_t need, size_t sz)
+{
+	size_t c = *cap ? *cap : 4;
+	void *old, *n;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need) {
+		if (c > SIZE_MAX / 2 / sz)
+			return -ENOMEM;
+		c *= 2;
+	}
+	n = calloc(c, sz);
+	if (!n)
+		return -ENOMEM;
+	memcpy(&old, p, sizeof(old)); /* p is the address of a T * */
+	if (old) {
+		memcpy(n, old, *cap * sz);
+		gw_wipe(old, *cap * sz);
+		free(old);
+	}
+	memcpy(p, &n, sizeof(n));
+	*cap = c;
+	return 0;
 }
 
 /* --- Small parsers -------------------------------------------------------- */
@@ -120,7 +116,7 @@ static int parse_errno(const char *s, long *out)
 	return 0;
 }
 
-static int prefix_cmp(const void *a, const void *b)
+int ap_prefix_cmp(const void *a, const void *b)
 {
 	const struct gw_prefix *x = a, *y = b;
 	int c;
@@ -140,9 +136,9 @@ static void aips_canonical(struct peer_state *p)
 
 	if (p->n_aips < 2)
 		return;
-	qsort(p->aips, p->n_aips, sizeof(*p->aips), prefix_cmp);
+	qsort(p->aips, p->n_aips, sizeof(*p->aips), ap_prefix_cmp);
 	for (size_t i = 1; i < p->n_aips; i++)
-		if (prefix_cmp(&p->aips[j], &p->aips[i]))
+		if (ap_prefix_cmp(&p->aips[j], &p->aips[i]))
 			p->aips[++j] = p->aips[i];
 	p->n_aips = j + 1;
 }
@@ -175,7 +171,7 @@ static bool aips_equal(const struct peer_state *a, const struct peer_state *b)
 	if (a->n_aips != b->n_aips)
 		return false;
 	for (size_t i = 0; i < a->n_aips; i++)
-		if (prefix_cmp(&a->aips[i], &b->aips[i]))
+		if (ap_prefix_cmp(&a->aips[i], &b->aips[i]))
 			return false;
 	return true;
 }
@@ -186,17 +182,11 @@ static int dev_new_peer(struct dev_state *st, const char *hex)
 {
 	struct peer_state *p;
 
-	if (st->n == st->cap) {
-		size_t cap = st->cap ? 2 * st->cap : 16;
-
-		if (st->n >= SYNCD_APPLY_MAX_PEERS)
-			return -EPROTO;
-		p = reallocarray(st->peers, cap, sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		st->peers = p;
-		st->cap = cap;
-	}
+	if (st->n >= SYNCD_APPLY_MAX_PEERS)
+		return -EPROTO;
+	/* Not realloc: the old block holds preshared keys and is wiped. */
+	if (ap_grow(&st->peers, &st->cap, st->n + 1, sizeof(*p)))
+		return -ENOMEM;
 	p = &st->peers[st->n];
 	memset(p, 0, sizeof(*p));
 	if (gw_key_from_hex(p->key, hex))
@@ -260,7 +250,7 @@ static int dev_line(struct dev_state *st, char *line, size_t len)
 	return dev_iface_key(st, line, eq + 1);
 }
 
-static int dev_feed(struct dev_state *st, const char *p, size_t n)
+int ap_dev_feed(struct dev_state *st, const char *p, size_t n)
 {
 	int rc;
 
@@ -284,12 +274,10 @@ static int dev_feed(struct dev_state *st, const char *p, size_t n)
 	return 0;
 }
 
-static int dev_sort(struct dev_state *st);
-
 /* The whole of a reply: complete, well-formed and errno=0. */
 static int dev_parse(struct dev_state *st, const char *reply, size_t len)
 {
-	int rc = dev_feed(st, reply, len);
+	int rc = ap_dev_feed(st, reply, len);
 
 	if (rc)
 		return rc;
@@ -297,12 +285,12 @@ static int dev_parse(struct dev_state *st, const char *reply, size_t len)
 		return -EPROTO;
 	if (st->err)
 		return (int)-st->err;
-	return dev_sort(st);
+	return ap_dev_sort(st);
 }
 
 /* --- The desired set ------------------------------------------------------ */
 
-static int want_fill(struct peer_state *w, const Gwcluster__PeerConfig *pc, const char **why)
+int ap_want_fill(struct peer_state *w, const Gwcluster__PeerConfig *pc, const char **why)
 {
 	union gw_sockaddr ep;
 	int rc;
@@ -341,7 +329,7 @@ static int want_fill(struct peer_state *w, const Gwcluster__PeerConfig *pc, cons
 	return 0;
 }
 
-static void log_invalid(const uint8_t *key, const char *why)
+void ap_log_invalid(const uint8_t *key, const char *why)
 {
 	char b64[GW_KEY_B64_LEN + 1] = "(no key)";
 
@@ -379,19 +367,19 @@ static int want_build(Gwcluster__PeerConfig *const *desired, size_t n, struct pe
 		const char *why = NULL;
 
 		if (!pc || pc->public_key.len != GW_KEY_LEN) {
-			log_invalid(NULL, "public key is not 32 bytes");
+			ap_log_invalid(NULL, "public key is not 32 bytes");
 			(*skipped)++;
 			continue;
 		}
 		memcpy(w[m].key, pc->public_key.data, GW_KEY_LEN);
 		w[m].order = i;
-		rc = want_fill(&w[m], pc, &why);
+		rc = ap_want_fill(&w[m], pc, &why);
 		if (rc == -ENOMEM) {
 			peers_free(w, m + 1);
 			return rc;
 		}
 		if (rc) {
-			log_invalid(w[m].key, why);
+			ap_log_invalid(w[m].key, why);
 			w[m].invalid = true;
 		}
 		m++;
@@ -399,7 +387,7 @@ static int want_build(Gwcluster__PeerConfig *const *desired, size_t n, struct pe
 	qsort(w, m, sizeof(*w), key_order_cmp);
 	for (size_t i = 0; i < m; i++) {
 		if (i + 1 < m && !memcmp(w[i].key, w[i + 1].key, GW_KEY_LEN)) {
-			peer_free(&w[i]);
+			ap_peer_free(&w[i]);
 			(*skipped)++;
 			continue;
 		}
@@ -412,7 +400,7 @@ static int want_build(Gwcluster__PeerConfig *const *desired, size_t n, struct pe
 	return 0;
 }
 
-static int dev_sort(struct dev_state *st)
+int ap_dev_sort(struct dev_state *st)
 {
 	for (size_t i = 0; i < st->n; i++) {
 		st->peers[i].order = i;
@@ -428,7 +416,7 @@ static int dev_sort(struct dev_state *st)
 
 /* --- The set request ------------------------------------------------------ */
 
-__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+void ap_sb_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -467,41 +455,70 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, cons
 	b->len += (size_t)n;
 }
 
+void ap_sb_free(struct sbuf *b)
+{
+	if (b->p) {
+		gw_wipe(b->p, b->cap);
+		free(b->p);
+	}
+	memset(b, 0, sizeof(*b));
+}
+
 static void sb_key(struct sbuf *b, const char *name, const uint8_t key[static GW_KEY_LEN])
 {
 	char hex[GW_KEY_HEX_LEN + 1];
 
 	gw_key_to_hex(hex, key);
-	sb_printf(b, "%s=%s\n", name, hex);
+	ap_sb_printf(b, "%s=%s\n", name, hex);
 	gw_wipe(hex, sizeof(hex));
 }
 
-static void sb_aips(struct sbuf *b, const struct peer_state *w)
+static void sb_aips(struct sbuf *b, const struct gw_prefix *aips, size_t n)
 {
 	char s[GW_PREFIX_STR_LEN];
 
-	for (size_t i = 0; i < w->n_aips; i++) {
-		gw_prefix_format(&w->aips[i], s, sizeof(s));
-		sb_printf(b, "allowed_ip=%s\n", s);
+	for (size_t i = 0; i < n; i++) {
+		gw_prefix_format(&aips[i], s, sizeof(s));
+		ap_sb_printf(b, "allowed_ip=%s\n", s);
 	}
 }
 
-static void emit_add(struct sbuf *b, const struct peer_state *w)
+void ap_emit_add(struct sbuf *b, const uint8_t key[static GW_KEY_LEN],
+		 const uint8_t psk[static GW_KEY_LEN], const char *endpoint, uint32_t keepalive,
+		 const struct gw_prefix *aips, size_t n_aips)
 {
-	sb_key(b, "public_key", w->key);
-	if (!gw_key_is_zero(w->psk))
-		sb_key(b, "preshared_key", w->psk);
-	if (w->endpoint)
-		sb_printf(b, "endpoint=%s\n", w->endpoint);
-	if (w->keepalive)
-		sb_printf(b, "persistent_keepalive_interval=%u\n", w->keepalive);
-	sb_aips(b, w);
+	sb_key(b, "public_key", key);
+	if (!gw_key_is_zero(psk))
+		sb_key(b, "preshared_key", psk);
+	if (endpoint)
+		ap_sb_printf(b, "endpoint=%s\n", endpoint);
+	if (keepalive)
+		ap_sb_printf(b, "persistent_keepalive_interval=%u\n", keepalive);
+	sb_aips(b, aips, n_aips);
 }
 
-static void emit_remove(struct sbuf *b, const struct peer_state *c)
+void ap_emit_remove(struct sbuf *b, const uint8_t key[static GW_KEY_LEN])
 {
-	sb_key(b, "public_key", c->key);
-	sb_printf(b, "remove=true\n");
+	sb_key(b, "public_key", key);
+	ap_sb_printf(b, "remove=true\n");
+}
+
+void ap_emit_change(struct sbuf *b, const uint8_t key[static GW_KEY_LEN], const uint8_t *psk,
+		    const char *endpoint, bool ka, uint32_t keepalive, bool aips,
+		    const struct gw_prefix *list, size_t n_list)
+{
+	sb_key(b, "public_key", key);
+	ap_sb_printf(b, "update_only=true\n");
+	if (psk)
+		sb_key(b, "preshared_key", psk);
+	if (endpoint)
+		ap_sb_printf(b, "endpoint=%s\n", endpoint);
+	if (ka)
+		ap_sb_printf(b, "persistent_keepalive_interval=%u\n", keepalive);
+	if (aips) {
+		ap_sb_printf(b, "replace_allowed_ips=true\n");
+		sb_aips(b, list, n_list);
+	}
 }
 
 /* Only the fields that differ; false (nothing written) when none does. */
@@ -514,18 +531,8 @@ static bool emit_change(struct sbuf *b, const struct peer_state *w, const struct
 
 	if (!psk && !ka && !ep && !aips)
 		return false;
-	sb_key(b, "public_key", w->key);
-	sb_printf(b, "update_only=true\n");
-	if (psk)
-		sb_key(b, "preshared_key", w->psk);
-	if (ep)
-		sb_printf(b, "endpoint=%s\n", w->endpoint);
-	if (ka)
-		sb_printf(b, "persistent_keepalive_interval=%u\n", w->keepalive);
-	if (aips) {
-		sb_printf(b, "replace_allowed_ips=true\n");
-		sb_aips(b, w);
-	}
+	ap_emit_change(b, w->key, psk ? w->psk : NULL, ep ? w->endpoint : NULL, ka, w->keepalive,
+		       aips, w->aips, w->n_aips);
 	return true;
 }
 
@@ -536,9 +543,9 @@ static void emit_iface(struct sbuf *b, const struct dev_state *st,
 		return;
 	if (iface->has_listen_port && iface->listen_port <= 65535 &&
 	    iface->listen_port != st->listen_port)
-		sb_printf(b, "listen_port=%u\n", iface->listen_port);
+		ap_sb_printf(b, "listen_port=%u\n", iface->listen_port);
 	if (iface->has_fwmark && iface->fwmark != st->fwmark)
-		sb_printf(b, "fwmark=%u\n", iface->fwmark);
+		ap_sb_printf(b, "fwmark=%u\n", iface->fwmark);
 }
 
 /* Walks both key-sorted sets together, appending the difference to b. */
@@ -554,12 +561,13 @@ static void merge(struct sbuf *b, const struct peer_state *w, size_t nw, const s
 
 		if (c < 0) {
 			if (!w[i].invalid) {
-				emit_add(b, &w[i]);
+				ap_emit_add(b, w[i].key, w[i].psk, w[i].endpoint, w[i].keepalive,
+					    w[i].aips, w[i].n_aips);
 				res->added++;
 			}
 			i++;
 		} else if (c > 0) {
-			emit_remove(b, &st->peers[j]);
+			ap_emit_remove(b, st->peers[j].key);
 			res->removed++;
 			j++;
 		} else {
@@ -588,7 +596,7 @@ static int plan(const struct dev_state *st, Gwcluster__PeerConfig *const *desire
 	rc = want_build(desired, n, &w, &nw, &res->skipped);
 	if (rc)
 		return rc;
-	sb_printf(&b, "set=1\n");
+	ap_sb_printf(&b, "set=1\n");
 	emit_iface(&b, st, iface);
 	merge(&b, w, nw, st, res);
 	peers_free(w, nw);
@@ -600,7 +608,7 @@ static int plan(const struct dev_state *st, Gwcluster__PeerConfig *const *desire
 		syncd_apply_free(b.p);
 		return 0;
 	}
-	sb_printf(&b, "\n");
+	ap_sb_printf(&b, "\n");
 	if (b.oom) {
 		syncd_apply_free(b.p);
 		return -ENOMEM;
@@ -630,7 +638,7 @@ int syncd_apply_diff(const char *reply, size_t len, Gwcluster__PeerConfig *const
 	rc = dev_parse(st, reply, len);
 	if (!rc)
 		rc = plan(st, desired, n, iface, req, res);
-	dev_free(st);
+	ap_dev_free(st);
 	free(st);
 	return rc;
 }
@@ -707,7 +715,7 @@ static int recv_reply(int fd, struct dev_state *st, uint64_t deadline)
 		else if (n == 0)
 			rc = -EPROTO;
 		else
-			rc = dev_feed(st, buf, (size_t)n);
+			rc = ap_dev_feed(st, buf, (size_t)n);
 		if (!rc && !st->done && now_ms() > deadline)
 			rc = -ETIMEDOUT;
 		gw_wipe(buf, RECV_CHUNK);
@@ -748,10 +756,10 @@ static int get_and_plan(const char *ifname, Gwcluster__PeerConfig *const *desire
 		return -ENOMEM;
 	rc = exchange(ifname, "get=1\n\n", st);
 	if (!rc)
-		rc = dev_sort(st);
+		rc = ap_dev_sort(st);
 	if (!rc)
 		rc = plan(st, desired, n, iface, req, res);
-	dev_free(st);
+	ap_dev_free(st);
 	free(st);
 	return rc;
 }
@@ -785,7 +793,7 @@ int syncd_apply(const char *ifname, Gwcluster__PeerConfig *const *desired, size_
 	if (!rc && st->n)
 		rc = -EPROTO; /* a set reply carries errno only */
 	syncd_apply_free(req);
-	dev_free(st);
+	ap_dev_free(st);
 	free(st);
 	return rc;
 }

@@ -501,6 +501,15 @@ void syncd_fmt_status_table(FILE *f, const Gwcluster__ClusterStatus *st)
 				      : "unknown");
 	json_opt_u64(f, st->has_rejected_messages, st->rejected_messages);
 	fputc('\n', f);
+	if (st->has_apply_pending || st->has_apply_failures || st->has_apply_conflicts) {
+		fputs("apply to gwd: ", f);
+		json_opt_u64(f, st->has_apply_pending, st->apply_pending);
+		fputs(" pending, ", f);
+		json_opt_u64(f, st->has_apply_failures, st->apply_failures);
+		fputs(" failed operations, ", f);
+		json_opt_u64(f, st->has_apply_conflicts, st->apply_conflicts);
+		fputs(" allowed IPs listed by more than one peer\n", f);
+	}
 	if (st->has_ready && st->ready)
 		fprintf(f, "ready for master: no (%u): %s\n", st->ready, or_dash(st->ready_reason));
 	else if (st->has_ready)
@@ -564,6 +573,14 @@ void syncd_fmt_status_json(FILE *f, const Gwcluster__ClusterStatus *st)
 	fprintf(f, ",\"gwd_connected\":%s,\"rejected_messages\":",
 		json_opt_bool(st->has_gwd_connected, st->gwd_connected));
 	json_opt_u64(f, st->has_rejected_messages, st->rejected_messages);
+	if (st->has_apply_pending || st->has_apply_failures || st->has_apply_conflicts) {
+		fputs(",\"apply_pending\":", f);
+		json_opt_u64(f, st->has_apply_pending, st->apply_pending);
+		fputs(",\"apply_failures\":", f);
+		json_opt_u64(f, st->has_apply_failures, st->apply_failures);
+		fputs(",\"apply_conflicts\":", f);
+		json_opt_u64(f, st->has_apply_conflicts, st->apply_conflicts);
+	}
 	if (st->has_ready) {
 		fprintf(f, ",\"ready\":%u,\"ready_reason\":", st->ready);
 		syncd_fmt_json_string(f, st->ready ? st->ready_reason : NULL);

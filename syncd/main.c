@@ -31,10 +31,6 @@
 #include "transport.h"
 
 enum {
-	APPLY_SOON_MS = 20,	/* after a change */
-	APPLY_PERIOD_MS = 1000, /* reconcile anyway (gwd may have restarted) */
-	APPLY_COST_FACTOR = 10, /* ... but spend at most a tenth of the time on it */
-	APPLY_PERIOD_MAX_MS = 30000,
 	STATS_PERIOD_MS = 1000,	     /* gwd's stats=1 for the session figures ... */
 	STATS_COST_FACTOR = 20,	     /* ... at most a twentieth of the time ... */
 	STATS_PERIOD_MAX_MS = 30000, /* ... and at least this often */
@@ -88,20 +84,12 @@ struct daemon {
 	struct syncd_control *control;
 	struct syncd_relay *relay; /* NULL: SessionSocket = off */
 	struct syncd_relay_link *link;
-	struct gw_timer tick, apply, relay_kick, stats;
+	struct syncd_applier *applier;
+	struct gw_timer tick, relay_kick, stats;
 	uint64_t stats_period_ns, synced_checked_ns;
-	/* The desired peer set, rebuilt from the store after a change. */
-	bool dirty;
-	Gwcluster__Record **peers;
-	size_t n_peers;
-	Gwcluster__PeerConfig **desired;
-	Gwcluster__Record *iface;
-	bool gwd_connected, gwd_reported;
-	uint64_t apply_period_ns;
 	/* Metrics: the server, what it reads, and what only it counts. */
 	struct syncd_metrics *metrics;
 	struct syncd_metrics_source msrc;
-	struct syncd_apply_stats apply_stats;
 	struct syncd_lag_clock lag;
 	uint64_t record_changes;
 	struct syncd_records_count records_count;
@@ -185,23 +173,19 @@ static int io_reply(void *arg, uint8_t to, Gwcluster__Envelope *env)
 	return d->transport ? syncd_transport_reply(d->transport, to, env) : -ENOTCONN;
 }
 
-static void schedule_apply(struct daemon *d, uint64_t delay_ns)
-{
-	uint64_t due = gw_loop_now(d->loop) + delay_ns;
-
-	if (gw_timer_pending(&d->apply) && d->apply.deadline <= due)
-		return;
-	if (gw_timer_arm_at(d->loop, &d->apply, due))
-		gw_warn("syncd: cannot arm the apply timer");
-}
-
 static void io_changed(void *arg)
 {
 	struct daemon *d = arg;
 
-	d->dirty = true;
 	d->record_changes++;
-	schedule_apply(d, APPLY_SOON_MS * GW_NSEC_PER_MSEC);
+}
+
+static void io_record_changed(void *arg, const uint8_t *key, size_t key_len)
+{
+	struct daemon *d = arg;
+
+	if (d->applier)
+		syncd_applier_changed(d->applier, key, key_len);
 }
 
 static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
@@ -229,6 +213,7 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 
 	syncd_replica_tick(d->replica);
 	syncd_lag_observe(&d->lag, d->replica, gw_loop_now(loop));
+	syncd_applier_enable(d->applier, syncd_replica_writable(d->replica));
 	if (d->relay) {
 		config_state(d);
 		syncd_relay_tick(d->relay);
@@ -238,99 +223,29 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 }
 
 /* ------------------------------------------------------------------------
- * Applying to gwd
+ * Applying to gwd (apply.h): skipped while a new node has not caught up
+ * (syncd_applier_enable from on_tick): its empty store would strip gwd of
+ * every peer.
  */
 
-static void drop_cache(struct daemon *d)
+static void apply_converged(void *arg, bool added)
 {
-	syncd_records_free(d->peers, d->n_peers);
-	free(d->desired);
-	if (d->iface)
-		gwcluster__record__free_unpacked(d->iface, NULL);
-	d->peers = NULL;
-	d->desired = NULL;
-	d->iface = NULL;
-	d->n_peers = 0;
-}
-
-static int load_desired(struct daemon *d)
-{
-	int rc;
-
-	drop_cache(d);
-	rc = syncd_replica_peers(d->replica, &d->peers, &d->n_peers);
-	if (rc)
-		return rc;
-	d->desired = calloc(d->n_peers ? d->n_peers : 1, sizeof(*d->desired));
-	if (!d->desired)
-		return -ENOMEM;
-	for (size_t i = 0; i < d->n_peers; i++)
-		d->desired[i] = d->peers[i]->peer;
-	rc = syncd_replica_iface(d->replica, &d->iface);
-	if (rc == -ENOENT)
-		rc = 0;
-	if (!rc)
-		d->dirty = false;
-	return rc;
-}
-
-static void report_apply(struct daemon *d, int rc, const struct syncd_apply_result *res)
-{
-	static struct gw_ratelimit rl = GW_RATELIMIT_INIT(60 * GW_NSEC_PER_SEC, 2);
-	bool absent = rc == -ENOENT || rc == -ECONNREFUSED;
-
-	if (!rc && (!d->gwd_connected || !d->gwd_reported))
-		gw_info("syncd: gwd on %s reconciled: %zu peers (%zu added, %zu removed, %zu "
-			"changed)",
-			d->cfg->ifname, d->n_peers, res->added, res->removed, res->changed);
-	else if (!rc && (res->added || res->removed || res->changed))
-		gw_info("syncd: applied to %s: %zu added, %zu removed, %zu changed", d->cfg->ifname,
-			res->added, res->removed, res->changed);
-	else if (absent && (d->gwd_connected || !d->gwd_reported))
-		gw_warn("syncd: gwd is not running on %s; will apply when it is", d->cfg->ifname);
-	else if (rc && !absent)
-		gw_log_rl(&rl, GW_LOG_WARN, "syncd: applying to gwd on %s failed: %s",
-			  d->cfg->ifname, strerror(-rc));
-	d->gwd_reported = true;
-	d->gwd_connected = !absent;
-}
-
-/*
- * Makes gwd match the stored configuration. Skipped while a new node has
- * not caught up: its empty store would strip gwd of every peer.
- */
-static void on_apply(struct gw_loop *loop, struct gw_timer *t, void *arg)
-{
-	struct syncd_apply_result res = {0};
 	struct daemon *d = arg;
-	uint64_t start = gw_clock_mono_ns(gw_loop_clock(loop)), cost;
-	int rc = 0;
 
-	if (!syncd_replica_writable(d->replica)) {
-		gw_timer_arm_in(loop, t, APPLY_PERIOD_MS * GW_NSEC_PER_MSEC);
-		return;
-	}
-	if (d->dirty)
-		rc = load_desired(d);
-	if (rc) {
-		gw_warn("syncd: cannot read the stored peers: %s", strerror(-rc));
-		goto rearm;
-	}
-	rc = syncd_apply(d->cfg->ifname, d->desired, d->n_peers, d->iface ? d->iface->iface : NULL,
-			 &res);
-	syncd_apply_stats_record(&d->apply_stats, rc, res.added, res.removed, res.changed,
-				 gw_clock_mono_ns(gw_loop_clock(loop)) - start);
-	report_apply(d, rc, &res);
-	if (!rc && d->relay)
-		syncd_relay_config_applied(d->relay, res.added > 0);
-	cost = gw_clock_mono_ns(gw_loop_clock(loop)) - start;
-	d->apply_period_ns = APPLY_COST_FACTOR * cost;
-	if (d->apply_period_ns < APPLY_PERIOD_MS * GW_NSEC_PER_MSEC)
-		d->apply_period_ns = APPLY_PERIOD_MS * GW_NSEC_PER_MSEC;
-	if (d->apply_period_ns > APPLY_PERIOD_MAX_MS * GW_NSEC_PER_MSEC)
-		d->apply_period_ns = APPLY_PERIOD_MAX_MS * GW_NSEC_PER_MSEC;
-rearm:
-	gw_timer_arm_in(loop, t, d->dirty ? APPLY_SOON_MS * GW_NSEC_PER_MSEC : d->apply_period_ns);
+	if (d->relay)
+		syncd_relay_config_applied(d->relay, added);
+}
+
+static int open_applier(struct daemon *d)
+{
+	struct syncd_applier_config ac = {
+	    .ifname = d->cfg->ifname,
+	    .store = d->store,
+	    .converged = apply_converged,
+	    .arg = d,
+	};
+
+	return syncd_applier_open(&d->applier, &ac, d->loop);
 }
 
 /* ------------------------------------------------------------------------
@@ -371,7 +286,7 @@ static void relay_gwd_hello(void *arg)
 {
 	struct daemon *d = arg;
 
-	schedule_apply(d, 0);
+	syncd_applier_reconcile(d->applier);
 	gw_timer_arm_in(d->loop, &d->stats, 0);
 }
 
@@ -496,9 +411,16 @@ static void status_extra(void *arg, Gwcluster__ClusterStatus *st)
 {
 	struct daemon *d = arg;
 	const struct syncd_transport_stats *ts = syncd_transport_stats(d->transport);
+	const struct syncd_apply_stats *as = syncd_applier_stats(d->applier);
 
 	st->has_gwd_connected = true;
-	st->gwd_connected = d->gwd_connected;
+	st->gwd_connected = as->gwd_connected;
+	st->has_apply_pending = true;
+	st->apply_pending = as->pending;
+	st->has_apply_failures = true;
+	st->apply_failures = as->failed + as->absent;
+	st->has_apply_conflicts = true;
+	st->apply_conflicts = as->conflicts;
 	st->has_rejected_messages = true;
 	st->rejected_messages = ts->rejected_malformed + ts->rejected_version +
 				ts->rejected_cluster + ts->rejected_origin + ts->rejected_oversize +
@@ -518,7 +440,14 @@ static int open_replica(struct daemon *d)
 {
 	const struct syncd_config *c = d->cfg;
 	uint8_t ids[SYNCD_MAX_MEMBERS];
-	struct syncd_replica_io io = {io_publish, io_request, io_reply, io_changed, d};
+	struct syncd_replica_io io = {
+	    .publish = io_publish,
+	    .request = io_request,
+	    .reply = io_reply,
+	    .changed = io_changed,
+	    .record_changed = io_record_changed,
+	    .arg = d,
+	};
 	struct syncd_replica_config rc = {
 	    .node_id = c->node_id,
 	    .members = ids,
@@ -571,8 +500,7 @@ static int open_metrics(struct daemon *d)
 	int rc;
 
 	d->msrc.cfg = d->cfg;
-	d->msrc.apply = &d->apply_stats;
-	d->msrc.gwd_connected = &d->gwd_connected;
+	/* msrc.apply and msrc.gwd_connected: once the applier exists (start). */
 	d->msrc.lag = &d->lag;
 	d->msrc.record_changes = &d->record_changes;
 	d->msrc.records_count = &d->records_count;
@@ -597,7 +525,6 @@ static int start(struct daemon *d)
 
 	/* Before anything can fail: stop() cancels them, and a zeroed timer looks armed. */
 	gw_timer_init(&d->tick, on_tick, d);
-	gw_timer_init(&d->apply, on_apply, d);
 	rc = gw_loop_new(&d->loop, NULL);
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGTERM, on_signal, NULL);
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGINT, on_signal, NULL);
@@ -614,6 +541,13 @@ static int start(struct daemon *d)
 		return rc;
 	}
 	d->msrc.store = d->store;
+	rc = open_applier(d);
+	if (rc) {
+		gw_err("syncd: cannot apply to %s: %s", d->cfg->ifname, strerror(-rc));
+		return rc;
+	}
+	d->msrc.apply = syncd_applier_stats(d->applier);
+	d->msrc.gwd_connected = &d->msrc.apply->gwd_connected;
 	rc = open_replica(d);
 	if (rc) {
 		gw_err("syncd: cannot load the replicated state: %s", strerror(-rc));
@@ -642,10 +576,7 @@ static int start(struct daemon *d)
 		       rc == -EADDRINUSE ? "another syncd serves it" : strerror(-rc));
 		return rc;
 	}
-	d->dirty = true;
-	d->apply_period_ns = APPLY_PERIOD_MS * GW_NSEC_PER_MSEC;
-	rc = gw_timer_arm_in(d->loop, &d->tick, 0);
-	return rc ? rc : gw_timer_arm_in(d->loop, &d->apply, 0);
+	return gw_timer_arm_in(d->loop, &d->tick, 0);
 }
 
 static void stop(struct daemon *d)
@@ -653,7 +584,6 @@ static void stop(struct daemon *d)
 	syncd_metrics_close(d->metrics);
 	if (d->loop) {
 		gw_timer_cancel(d->loop, &d->tick);
-		gw_timer_cancel(d->loop, &d->apply);
 		if (d->relay) {
 			gw_timer_cancel(d->loop, &d->relay_kick);
 			gw_timer_cancel(d->loop, &d->stats);
@@ -667,7 +597,7 @@ static void stop(struct daemon *d)
 	}
 	if (d->transport)
 		syncd_transport_close(d->transport);
-	drop_cache(d);
+	syncd_applier_close(d->applier);
 	syncd_replica_close(d->replica);
 	syncd_store_close(d->store);
 	if (d->loop)

@@ -15,28 +15,6 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-void syncd_apply_stats_record(struct syncd_apply_stats *st, int rc, size_t added, size_t removed,
-			      size_t changed, uint64_t duration_ns)
-{
-	struct timespec now;
-
-	if (rc == -ENOENT || rc == -ECONNREFUSED) {
-		st->absent++;
-		return;
-	}
-	st->last_ns = duration_ns;
-	if (rc) {
-		st->failed++;
-		return;
-	}
-	st->ok++;
-	st->added += added;
-	st->removed += removed;
-	st->changed += changed;
-	if (!clock_gettime(CLOCK_REALTIME, &now))
-		st->last_ok_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 void syncd_lag_observe(struct syncd_lag_clock *lc, const struct syncd_replica *r, uint64_t now_ns)
 {
 	struct syncd_member_info mi;
@@ -317,8 +295,9 @@ static void write_apply(const struct syncd_metrics_source *src, struct gw_metric
 		const uint64_t v[] = {a->ok, a->absent, a->failed};
 
 		labelled(m, "syncd_gwd_applies_total", GW_METRIC_COUNTER,
-			 "Reconciliations of gwd with the store, by result.", "result", res, v,
-			 ARRAY_LEN(v));
+			 "UAPI operations applying the store to gwd (set transactions and "
+			 "full reads), by result.",
+			 "result", res, v, ARRAY_LEN(v));
 	}
 	{
 		static const char *const ch[] = {"added", "removed", "changed"};
@@ -329,12 +308,28 @@ static void write_apply(const struct syncd_metrics_source *src, struct gw_metric
 			 ARRAY_LEN(v));
 	}
 	gw_metrics_one_f64(m, "syncd_gwd_apply_last_duration_seconds", GW_METRIC_GAUGE,
-			   "Duration of the latest reconciliation that reached gwd.",
+			   "Duration of the latest UAPI operation that reached gwd.",
 			   (double)a->last_ns / 1e9);
+	gw_metrics_one_u64(m, "syncd_gwd_apply_timeouts_total", GW_METRIC_COUNTER,
+			   "UAPI operations failed because gwd made no progress in time.",
+			   a->timeouts);
+	gw_metrics_one_u64(m, "syncd_gwd_reconciles_total", GW_METRIC_COUNTER,
+			   "Full reconciliations: gwd's whole state read and compared.",
+			   a->reconciles);
+	gw_metrics_one_f64(m, "syncd_gwd_reconcile_last_duration_seconds", GW_METRIC_GAUGE,
+			   "Duration of the latest full reconciliation.",
+			   (double)a->last_reconcile_ns / 1e9);
+	gw_metrics_one_u64(m, "syncd_gwd_apply_pending_peers", GW_METRIC_GAUGE,
+			   "Peers changed in the store or differing from gwd, not applied yet.",
+			   a->pending);
+	gw_metrics_one_u64(m, "syncd_gwd_contested_allowed_ips", GW_METRIC_GAUGE,
+			   "Allowed IPs listed by more than one live peer (each given to the "
+			   "newest record).",
+			   a->conflicts);
 	if (a->last_ok_time > 0)
 		gw_metrics_one_f64(
 		    m, "syncd_gwd_apply_last_success_timestamp_seconds", GW_METRIC_GAUGE,
-		    "Unix time of the latest successful reconciliation.", a->last_ok_time);
+		    "Unix time of the latest successful UAPI operation.", a->last_ok_time);
 }
 
 static void write_relay(const struct syncd_metrics_source *src, struct gw_metrics *m)

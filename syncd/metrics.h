@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "apply.h"
 #include "config.h"
 #include "gw/loop.h"
 #include "gw/metrics.h"
@@ -22,20 +23,6 @@
 #include "replica.h"
 #include "store.h"
 #include "transport.h"
-
-/* Applying the configuration to gwd (main.c's reconcile timer). */
-struct syncd_apply_stats {
-	uint64_t ok;			  /* gwd matched the store afterwards */
-	uint64_t absent;		  /* gwd was not running */
-	uint64_t failed;		  /* any other error */
-	uint64_t added, removed, changed; /* peers, over the successful runs */
-	uint64_t last_ns;		  /* duration of the latest run that reached gwd */
-	double last_ok_time;		  /* Unix time of the latest success; 0: none yet */
-};
-
-/* Records one run of syncd_apply(): its result, what it did and how long it took. */
-void syncd_apply_stats_record(struct syncd_apply_stats *st, int rc, size_t added, size_t removed,
-			      size_t changed, uint64_t duration_ns);
 
 /*
  * How long each origin has been behind: the replica knows how far behind
@@ -74,8 +61,8 @@ struct syncd_metrics_source {
 	struct syncd_replica *replica;
 	struct syncd_transport *transport;
 	struct syncd_relay *relay;
-	const struct syncd_apply_stats *apply;
-	const bool *gwd_connected; /* the latest apply reached gwd */
+	const struct syncd_apply_stats *apply; /* apply.h */
+	const bool *gwd_connected;	       /* the latest apply reached gwd */
 	const struct syncd_lag_clock *lag;
 	/* Bumped by the replica's changed callback; NULL: count the records on every scrape. */
 	const uint64_t *record_changes;
