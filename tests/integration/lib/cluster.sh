@@ -52,6 +52,11 @@
 #                                  every TCP packet to or from the sync ports, both ways
 #   c_partition_drops I            packets the partition rule of node I dropped
 #   c_keys N                       N random WireGuard public keys (base64), one a line
+#   c_hb_watch NAME OUT            spawn (as NAMEI, in n2 with node 1's or 2's keys) a
+#                                  subscriber to each node I's stream that logs its
+#                                  Heartbeats to OUT.I; they stop when OUT.stop exists
+#   c_hb_gaps OUT I FROM TO        "max p99 n": gaps in ms from each of node I's
+#                                  heartbeat stamps in [FROM, TO] (unix ms) to its next
 #   c_tool ARGS...                 python3 helper (keys, inject, uapi-watch, ...), below
 #
 # Names: c_dir I, c_conf_path I, c_if I (interface), c_addr4 I, c_addr6 I,
@@ -386,6 +391,25 @@ c_tool() {
 	python3 "$C_TOOL" "$@"
 }
 
+c_hb_watch() {
+	local name=$1 out=$2 i k
+	rm -f "$out.stop"
+	for ((i = 1; i <= C_N; i++)); do
+		k=$((i == 2 ? 1 : 2)) # a node's ZAP handler does not admit its own key
+		h_spawn n2 "$name$i" python3 "$C_TOOL" hb-watch \
+			--endpoint "tcp://$(c_host_addr "$i" | sed 's/.*:.*/[&]/'):$C_PORT" \
+			--server-key="$(c__curve_pub "$i")" --public="$(c__curve_pub "$k")" \
+			--secret="$(<"$(c_dir "$k")/curve.secret")" --out "$out.$i" --stop "$out.stop"
+	done
+}
+
+c_hb_gaps() {
+	awk -v n="$2" -v a="$3" -v b="$4" '$1 == n {
+		if (k++ && p >= a && p <= b) print $2 - p; p = $2 }' "$1.$2" | sort -n | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "n/a n/a 0"; exit }
+		r = int(0.99 * NR + 0.999999); print v[NR], v[r], NR }'
+}
+
 # ------------------------------------------------------------------ python helper
 # Standard library only; libzmq through ctypes (pyzmq is not a dependency).
 cat >"$C_TOOL" <<'PY'
@@ -414,6 +438,14 @@ cat >"$C_TOOL" <<'PY'
                           (n % 250 + 1)/32 for the n-th key) or remove each
                           key in turn; "KEY MONOTONIC_NS STATUS" lines for
                           each exit 0 in OUT, for the others in OUT.fail
+  hb-watch --endpoint tcp://A:P --server-key Z85 --public Z85 --secret Z85
+           --out FILE [--stop FILE] [--timeout S]
+                          subscribe (CurveZMQ, a member's key pair) to a
+                          node's PUB socket and write "ORIGIN SENT_UNIX_MS
+                          RECV_UNIX_MS" for every Heartbeat until FILE --stop
+                          exists or the timeout passes. SENT_UNIX_MS is the
+                          sender's stamp: gaps between a node's stamps are its
+                          own stalls, whatever delays this process
 
 Frame SPECs (Envelope fields per proto/gwcluster.proto):
   garbage      64 random bytes          truncated    a valid envelope cut short
@@ -524,7 +556,7 @@ def frames(spec, cluster, origin):
 
 
 class Zmq:
-    REQ, DEALER, LINGER, RCVTIMEO, SNDTIMEO = 3, 5, 17, 27, 28
+    SUB, REQ, DEALER, SUBSCRIBE, LINGER, RCVTIMEO, SNDTIMEO, IPV6 = 2, 3, 5, 6, 17, 27, 28, 42
     CURVE_PUBLICKEY, CURVE_SECRETKEY, CURVE_SERVERKEY = 48, 49, 50
     SNDMORE = 2
 
@@ -557,6 +589,18 @@ class Zmq:
         s = self.z.zmq_socket(self.ctx, self.DEALER)
         self.opt_int(s, self.LINGER, 2000)
         self.opt_int(s, self.SNDTIMEO, 2000)
+        self.opt_bytes(s, self.CURVE_SERVERKEY, server.encode())
+        self.opt_bytes(s, self.CURVE_PUBLICKEY, public.encode())
+        self.opt_bytes(s, self.CURVE_SECRETKEY, secret.encode())
+        if self.z.zmq_connect(s, endpoint.encode()):
+            raise OSError(ctypes.get_errno(), "zmq_connect")
+        return s
+
+    def sub(self, endpoint, server, public, secret):
+        s = self.z.zmq_socket(self.ctx, self.SUB)
+        self.opt_int(s, self.LINGER, 0)
+        self.opt_int(s, self.IPV6, 1)
+        self.opt_bytes(s, self.SUBSCRIBE, b"")
         self.opt_bytes(s, self.CURVE_SERVERKEY, server.encode())
         self.opt_bytes(s, self.CURVE_PUBLICKEY, public.encode())
         self.opt_bytes(s, self.CURVE_SECRETKEY, secret.encode())
@@ -716,6 +760,30 @@ def cmd_ctl_watch(a):
     return 0 if i == len(keys) else 1
 
 
+def cmd_hb_watch(a):
+    z = Zmq()
+    s = z.sub(a.endpoint, a.server_key, a.public, a.secret)
+    z.opt_int(s, z.RCVTIMEO, 200)
+    buf = ctypes.create_string_buffer(1 << 16)
+    deadline = time.monotonic() + a.timeout
+    with open(a.out, "w") as out:
+        while time.monotonic() < deadline and not (a.stop and os.path.exists(a.stop)):
+            n = z.z.zmq_recv(s, buf, len(buf), 0)
+            if n < 0 or n > len(buf):
+                continue  # timeout, or an update too large to be a heartbeat
+            try:
+                env = parse(buf.raw[:n])
+                if 11 not in env:
+                    continue
+                hb = parse(env[11][0])
+                out.write("%d %d %d\n" % (env[2][0], hb[1][0], time.time_ns() // 1000000))
+            except (IndexError, KeyError, ValueError):
+                continue
+            out.flush()
+    z.close(s)
+    return 0
+
+
 def cmd_acked_writer(a):
     keys = [l.strip() for l in open(a.keys) if l.strip()]
     with open(a.out, "w") as out, open(a.out + ".fail", "w") as fail:
@@ -771,13 +839,19 @@ def main():
     w.add_argument("--pause", type=float, default=0)
     w.add_argument("--timeout-ms", type=int, default=3000)
     w.add_argument("--ip-base", type=int, default=0)
+    h = sub.add_parser("hb-watch")
+    for o in ("--endpoint", "--server-key", "--public", "--secret", "--out"):
+        h.add_argument(o, required=True)
+    h.add_argument("--stop", default="")
+    h.add_argument("--timeout", type=float, default=3600)
     a = p.parse_args()
     if a.cmd == "keys":
         for _ in range(a.n):
             print(base64.b64encode(os.urandom(32)).decode())
         return 0
     return {"inject": cmd_inject, "raw": cmd_raw, "uapi-watch": cmd_uapi_watch,
-            "ctl-watch": cmd_ctl_watch, "acked-writer": cmd_acked_writer}[a.cmd](a) or 0
+            "ctl-watch": cmd_ctl_watch, "acked-writer": cmd_acked_writer,
+            "hb-watch": cmd_hb_watch}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
