@@ -68,7 +68,10 @@ struct syncd_applier {
 	bool reload_iface;
 	/* gwd's side. */
 	int fd;
-	bool need_full, full_again, installing, absent_logged, failing, round, round_log;
+	bool need_full, full_again, installing, absent_logged, failing;
+	/* A round: from the first operation after settling to the next settling; logged then. */
+	bool round_full, round_log;
+	uint64_t round_start;
 	enum op op;
 	struct sbuf out;
 	size_t out_off;
@@ -452,6 +455,8 @@ static int start_op(struct syncd_applier *a, enum op op)
 
 	a->op = op;
 	a->op_start = now_ns(a);
+	if (!a->round_start)
+		a->round_start = a->op_start;
 	if (a->fd < 0)
 		rc = conn_open(a);
 	if (rc)
@@ -497,15 +502,10 @@ static void got_set(struct syncd_applier *a)
 	syncd_apply_stats_record(&a->stats, 0, b->added, b->removed, b->changed,
 				 now_ns(a) - a->op_start);
 	a->added_since |= b->added > 0;
-	if (a->round) {
-		a->round_added += b->added;
-		a->round_removed += b->removed;
-		a->round_changed += b->changed;
-		a->round_sets++;
-	} else if (b->added || b->removed || b->changed) {
-		gw_info("syncd: applied to %s: %zu added, %zu removed, %zu changed", a->ifname,
-			b->added, b->removed, b->changed);
-	}
+	a->round_added += b->added;
+	a->round_removed += b->removed;
+	a->round_changed += b->changed;
+	a->round_sets++;
 	ap_state_batch_done(a->st, b, true);
 	op_clear(a);
 	kick(a);
@@ -645,8 +645,7 @@ static void install_slice(struct syncd_applier *a)
 	a->full_again = false;
 	a->stats.reconciles++;
 	a->stats.last_reconcile_ns = took;
-	a->round = true;
-	a->round_added = a->round_removed = a->round_changed = a->round_sets = 0;
+	a->round_full = true;
 	schedule_periodic(a, took);
 }
 
@@ -667,19 +666,31 @@ static void batch_slice(struct syncd_applier *a)
 		fail_io(a, rc);
 }
 
+/* One line per round, when it changed something (or followed a reconnection). */
+static void log_round(struct syncd_applier *a)
+{
+	unsigned long long ms = (now_ns(a) - a->round_start) / GW_NSEC_PER_MSEC;
+
+	if (a->round_full && (a->round_sets || a->round_log))
+		gw_info("syncd: gwd on %s reconciled: %zu peers (%zu added, %zu removed, %zu "
+			"changed, %zu transactions, %llu ms)",
+			a->ifname, ap_state_wanted(a->st), a->round_added, a->round_removed,
+			a->round_changed, a->round_sets, ms);
+	else if (a->round_sets)
+		gw_info("syncd: applied to %s: %zu added, %zu removed, %zu changed (%zu "
+			"transactions, %llu ms)",
+			a->ifname, a->round_added, a->round_removed, a->round_changed,
+			a->round_sets, ms);
+	a->round_full = a->round_log = false;
+	a->round_start = 0;
+	a->round_added = a->round_removed = a->round_changed = a->round_sets = 0;
+}
+
 /* Nothing left to do: gwd holds what the store does. */
 static void settle(struct syncd_applier *a)
 {
-	if (a->round) {
-		if (a->round_added || a->round_removed || a->round_changed || a->round_log)
-			gw_info(
-			    "syncd: gwd on %s reconciled: %zu peers (%zu added, %zu removed, %zu "
-			    "changed, in %zu transactions, %llu ms)",
-			    a->ifname, ap_state_wanted(a->st), a->round_added, a->round_removed,
-			    a->round_changed, a->round_sets,
-			    (unsigned long long)((now_ns(a) - a->full_start) / GW_NSEC_PER_MSEC));
-		a->round = a->round_log = false;
-	}
+	if (a->round_start)
+		log_round(a);
 	if (a->stats.converged)
 		return;
 	a->stats.converged = true;
