@@ -64,12 +64,19 @@ int syncd_apply_diff(const char *reply, size_t len, Gwcluster__PeerConfig *const
 void syncd_apply_free(char *req);
 
 enum {
-	SYNCD_APPLY_TIMEOUT_MS = 2000,		/* per read or write on the UAPI socket */
-	SYNCD_APPLY_DEADLINE_MS = 60000,	/* for one whole get or set exchange */
-	SYNCD_APPLY_BATCH_PEERS = 1024,		/* peers in one set transaction of the applier */
-	SYNCD_APPLY_RECONCILE_MIN_MS = 1000,	/* full reconciliations at most this often ... */
-	SYNCD_APPLY_RECONCILE_FACTOR = 10,	/* ... or this many times their duration ... */
-	SYNCD_APPLY_RECONCILE_MAX_MS = 30000,	/* ... but at least this often */
+	SYNCD_APPLY_TIMEOUT_MS = 2000,	 /* per read or write on the UAPI socket */
+	SYNCD_APPLY_DEADLINE_MS = 60000, /* for one whole get or set exchange */
+	SYNCD_APPLY_BATCH_PEERS = 1024,	 /* peers in one set transaction of the applier */
+	/*
+	 * Periodic full reconciliations, a safety net (a restart of gwd is seen
+	 * on the connection): at most every RECONCILE_MIN_MS, else every
+	 * FACTOR x their duration, at least every MAX_MS. gwd builds its get=1
+	 * reply in one go, its loop (and data plane) busy meanwhile: 0.28 s at
+	 * 100,000 peers.
+	 */
+	SYNCD_APPLY_RECONCILE_MIN_MS = 1000,
+	SYNCD_APPLY_RECONCILE_FACTOR = 50,
+	SYNCD_APPLY_RECONCILE_MAX_MS = 300000,
 	SYNCD_APPLY_RETRY_MIN_MS = 200,		/* first retry after a failure, then doubled ... */
 	SYNCD_APPLY_RETRY_MAX_MS = 10000,	/* ... up to this; gwd absent: ... */
 	SYNCD_APPLY_RETRY_ABSENT_MAX_MS = 1000, /* ... up to this */
