@@ -569,6 +569,25 @@ void gwd_cluster_peer_linked(struct gwd_peer *peer)
 		gwd_cluster_claim_peer(peer);
 }
 
+void gwd_cluster_peer_imported(struct gwd_peer *peer)
+{
+	struct gwd_cluster *c = peer->dev->cluster;
+
+	/*
+	 * A VRRP master owns every peer unless another node holds a greater
+	 * claim (a second master in a split brain). An import that leaves a
+	 * peer to nobody carries the release of a node that went backup (the
+	 * loser of a split brain), or a claim of an earlier process of this
+	 * node: take it back above that epoch, or nobody would serve it.
+	 */
+	if (c && c->master && peer->cl.owner == 0) {
+		gw_info("gwd: peer %s: released by another node (ownership epoch %" PRIu64
+			"); this master takes it back",
+			peer->name, peer->cl.owner_epoch);
+		gwd_cluster_claim_peer(peer);
+	}
+}
+
 void gwd_cluster_peer_removed(struct gwd_peer *peer)
 {
 	if (!peer->dev->cluster)
@@ -595,12 +614,17 @@ void gwd_cluster_identity_changed(struct gwd_device *dev)
 	}
 }
 
-/* Anycast: whether a claim on receive is due (at most one per holdoff per peer). */
+/*
+ * Whether a claim on receive is due: an anycast node, or a VRRP master (the
+ * VIP is here, so the peer's packets are meant for this node), at most once
+ * per holdoff per peer so two nodes that both get a peer's packets cannot
+ * make its ownership flap faster than that.
+ */
 static bool claim_on_receive(struct gwd_cluster *c, struct gwd_peer *peer)
 {
 	uint64_t now = gwd_device_now(c->dev);
 
-	return c->claim_on_receive &&
+	return (c->claim_on_receive || c->master) &&
 	       (!peer->cl.claimed_before ||
 		now - peer->cl.last_claim_ns >= GWD_MSEC_NS(GWD_CLUSTER_CLAIM_HOLDOFF_MS));
 }
@@ -754,7 +778,14 @@ bool gwd_cluster_next_counter(struct gwd_device *dev, struct gwd_noise_keypair *
 		return gwd_noise_keypair_next_counter(kp, counter);
 	if (keypair_dead(kp))
 		return false;
-	if ((kp->send_epoch == GWD_REGION_EPOCH_NONE || kp->sending_counter >= held_end(c, kp)) &&
+	/*
+	 * A new region when none is held, when the held one is used up, and
+	 * when another node has sent in a higher epoch (a split brain, or this
+	 * node's ownership came back): the peer's replay window is then above
+	 * our region, so move above that epoch rather than send what it drops.
+	 */
+	if ((kp->send_epoch == GWD_REGION_EPOCH_NONE || kp->sending_counter >= held_end(c, kp) ||
+	     kp->greatest_epoch > kp->send_epoch) &&
 	    !claim_region(c, kp))
 		return false;
 	return gwd_noise_keypair_next_counter(kp, counter);

@@ -16,7 +16,9 @@
  *   cookie replies either (gwd_cluster_may_send, gwd_cluster_serving).
  * - Ownership is (owner node id, ownership epoch); the greater (epoch,
  *   owner) wins everywhere; a claim takes (greatest known epoch + 1, self),
- *   a release (epoch + 1, nobody).
+ *   a release (epoch + 1, nobody). A VRRP master claims every peer, takes
+ *   back any peer an import leaves to nobody, and, like an anycast node,
+ *   claims a peer whose packets reach it (once per holdoff).
  * - A keypair is sent with only inside a counter region this process holds
  *   (region.h): epoch 0 by its creator, otherwise a region claimed with
  *   gwd_region_next_epoch() under this node's id and incarnation. An
@@ -229,6 +231,11 @@ bool gwd_cluster_merge_owner(struct gwd_peer *peer, uint8_t owner, uint64_t epoc
 /* A peer was linked / is about to be removed. */
 void gwd_cluster_peer_linked(struct gwd_peer *peer);
 void gwd_cluster_peer_removed(struct gwd_peer *peer);
+/*
+ * An import was applied to the peer (ownership, keypairs, slots): a VRRP
+ * master claims a peer the import left owned by nobody.
+ */
+void gwd_cluster_peer_imported(struct gwd_peer *peer);
 /* kp is being freed (the core or an import dropped it): tombstone if it held a region. */
 void gwd_cluster_keypair_dropped(struct gwd_device *dev, const struct gwd_noise_keypair *kp);
 /* Frees a keypair outside the core: tombstone, index, wipe. kp must be in no slot. */
@@ -237,13 +244,14 @@ void gwd_cluster_keypair_free(struct gwd_device *dev, struct gwd_noise_keypair *
 void gwd_cluster_identity_changed(struct gwd_device *dev);
 /*
  * An authenticated initiation from a peer was consumed: true when this node
- * may answer it (owner, or anycast claiming it now); false: stay silent.
+ * may answer it (owner, or an anycast node or VRRP master claiming it now);
+ * false: stay silent.
  */
 bool gwd_cluster_initiation_received(struct gwd_peer *peer);
 /*
  * An authenticated data packet of the peer was accepted (call it before
- * anything is sent in reaction): receive progress to export, anycast claim,
- * takeover rekey once traffic resumed.
+ * anything is sent in reaction): receive progress to export, claim on
+ * receive (anycast, VRRP master), takeover rekey once traffic resumed.
  */
 void gwd_cluster_data_received(struct gwd_peer *peer);
 /*

@@ -556,15 +556,17 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 	uint64_t now = gwd_device_now(dev);
 	struct gwd_peer *peer = import_target(dev, ps);
 	size_t nfresh = 0;
-	bool moved = false;
+	bool moved = false, owned;
 
 	if (!peer)
 		return;
 	c->stats.imports++;
 	merge_antireplay(peer, ps, now);
+	owned = gwd_cluster_may_send(peer);
 	if (ps->has_owner && ps->has_owner_epoch && ps->owner <= GWD_REGION_NODE_MAX)
 		(void)gwd_cluster_merge_owner(peer, (uint8_t)ps->owner, ps->owner_epoch);
-	if (!gwd_cluster_may_send(peer))
+	/* The addresses the owner saw; a node that owned the peer saw them itself. */
+	if (!owned && !gwd_cluster_may_send(peer))
 		import_addresses(peer, ps);
 	for (size_t i = 0; i < ps->n_keypairs; i++) {
 		struct gwd_noise_keypair *kp =
@@ -573,14 +575,16 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 		if (kp)
 			fresh[nfresh++] = kp;
 	}
-	if (moved && !nfresh)
+	if (nfresh) {
+		note_handshake(peer, fresh, nfresh);
+		reslot(dev, peer, fresh, nfresh);
+		/* Replicas get dropped in time like any session nobody renews. */
+		gwd_timers_session_derived(peer);
+	} else if (moved) {
 		reslot(dev, peer, NULL, 0);
-	if (!nfresh)
-		return;
-	note_handshake(peer, fresh, nfresh);
-	reslot(dev, peer, fresh, nfresh);
-	/* Replicas get dropped in time like any session nobody renews. */
-	gwd_timers_session_derived(peer);
+	}
+	/* Last: a claim made now sees the keypairs and slots of this import. */
+	gwd_cluster_peer_imported(peer);
 }
 
 static void import_rx(struct gwd_device *dev, const Gwcluster__KeypairRx *rx)

@@ -959,7 +959,11 @@ Test(regions, reused_incarnation_holds_off)
 
 TestSuite(ownership, .init = setup, .fini = teardown);
 
-/* A higher ownership epoch from another node silences the old owner at once. */
+/*
+ * A higher ownership epoch from another node silences the old owner at once.
+ * (A claims the peer alone, not as a VRRP master: a master would take the
+ * peer back once its packets reach it, ownership::master_claims_on_receive.)
+ */
 Test(ownership, higher_epoch_stops_owner)
 {
 	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 1, false, 0);
@@ -969,7 +973,7 @@ Test(ownership, higher_epoch_stops_owner)
 
 	configure_gateways();
 	vip_holder = a;
-	gwd_cluster_claim_all(nodes[a].dev);
+	gwd_cluster_claim_peer(peer_of(a, c));
 	talk(c, 3);
 	pa = peer_of(a, c);
 	cr_assert_eq(pa->cl.owner, 1);
@@ -1100,6 +1104,122 @@ Test(ownership, anycast_claims_on_receive)
 	cr_assert(gwd_peer_may_send(peer_of(b, c)));
 	cr_assert_eq(peer_of(b, c)->cl.owner_epoch, 4);
 	cr_assert_eq(handshakes_sent(), hs);
+	assert_no_nonce_reuse();
+}
+
+/*
+ * Split brain with the sync link cut (docs/failover.md, finding 1): A and B
+ * are both master and both send to the client; VRRP heals first, B goes
+ * backup and releases the peer as (epoch + 1, nobody) while the link is still
+ * down; once it heals, A imports that release. A, still master, must take the
+ * peer back above it, and its next packet must leave the region it held
+ * before (epoch 0 of the keypair it created): B sent in a higher epoch, so the
+ * client's replay window is above it. Traffic goes on without a handshake.
+ */
+Test(ownership, master_takes_back_a_release_after_split_brain)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 1, false, 0);
+	int c = add_client();
+	struct gwd_peer *pa, *pb;
+	struct gwd_region_fields f;
+	uint64_t hs, c_tun;
+	size_t mark;
+
+	configure_gateways();
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 5);
+	run_ms(200);
+	pa = peer_of(a, c);
+	pb = peer_of(b, c);
+	cr_assert_eq(pa->noise.current->send_epoch, 0, "A created the keypair");
+
+	/* The split: sync cut, B master too; the client follows B's ARP. */
+	relay_on = false;
+	gwd_cluster_claim_all(nodes[b].dev);
+	vip_holder = b;
+	talk(c, 5);
+	gateway_send(a, c, 1); /* A still sends at epoch 0: the client drops it */
+	cr_assert(gwd_peer_may_send(pa));
+	cr_assert(gwd_peer_may_send(pb));
+	cr_assert_eq(pb->noise.current->send_epoch, 1);
+
+	/* VRRP heals: B goes backup (its release is lost with the link), A stays master. */
+	gwd_cluster_release_all(nodes[b].dev);
+	run_ms(100);
+	vip_holder = a;
+	cr_assert(gwd_peer_may_send(pa), "A heard of nothing yet");
+	/* The sync link heals: each side's resync (a dump) reaches the other. */
+	relay_on = true;
+	gwd_session_dump(nodes[b].dev);
+	gwd_session_dump(nodes[a].dev);
+	run_ms(20);
+	cr_assert(gwd_peer_may_send(pa), "the master serves nobody after the heal");
+	cr_assert_eq(pa->cl.owner, 1);
+	cr_assert_eq(pb->cl.owner, 1, "B did not learn A's claim");
+	cr_assert_eq(pb->cl.owner_epoch, pa->cl.owner_epoch);
+	cr_assert_gt(pa->cl.owner_epoch, 3, "A's claim is not above B's release");
+
+	hs = handshakes_sent();
+	c_tun = nodes[c].tun;
+	mark = ndata;
+	gateway_send(a, c, 2);
+	cr_assert_gt(ndata, mark);
+	gwd_region_decode(data_log[mark].counter, &f);
+	cr_assert_geq(data_log[mark].counter, GWD_REGION_EPOCH0_END, "A stayed at epoch 0");
+	cr_assert_eq(f.epoch, 2);
+	cr_assert_eq(f.node, 1);
+	cr_assert_eq(nodes[c].tun, c_tun + 1, "the client dropped A's first packet");
+	talk(c, 10);
+	cr_assert_eq(nodes[c].tun, c_tun + 11);
+	cr_assert_eq(handshakes_sent(), hs, "the heal needed a handshake");
+	cr_assert_eq(total_sent(b) > 0, true);
+	assert_regions(a, 1, 1, true);
+	assert_regions(b, 2, 1, false);
+	assert_no_nonce_reuse();
+}
+
+/*
+ * A master that lost a peer to another master (split brain) takes it back
+ * when the peer's packets reach it, once the holdoff has passed: the other
+ * master may have died without ever releasing it.
+ */
+Test(ownership, master_claims_on_receive)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 1, false, 0);
+	int c = add_client();
+	struct gwd_peer *pa;
+	uint64_t hs, c_tun, a_tun;
+
+	configure_gateways();
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 3);
+	run_ms(200);
+	pa = peer_of(a, c);
+	gwd_cluster_claim_all(nodes[b].dev); /* B master too, and later */
+	run_ms(10);
+	cr_assert_not(gwd_peer_may_send(pa));
+	/* Within the holdoff of A's own claim, the client's packets do not flip it. */
+	client_send(c, 1);
+	cr_assert_not(gwd_peer_may_send(pa));
+	kill_node(b);
+	run_ms(1100);
+	hs = handshakes_sent();
+	a_tun = nodes[a].tun;
+	c_tun = nodes[c].tun;
+	client_send(c, 2);
+	cr_assert_eq(nodes[a].tun, a_tun + 1);
+	cr_assert(gwd_peer_may_send(pa), "the master did not claim on receive");
+	cr_assert_eq(pa->cl.owner_epoch, 3);
+	gateway_send(a, c, 3);
+	cr_assert_eq(nodes[c].tun, c_tun + 1);
+	cr_assert_eq(handshakes_sent(), hs);
+	/* A backup never claims on receive. */
+	gwd_cluster_release_all(nodes[a].dev);
+	run_ms(1100);
+	client_send(c, 4);
+	cr_assert_not(gwd_peer_may_send(pa));
 	assert_no_nonce_reuse();
 }
 
