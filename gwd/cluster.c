@@ -467,8 +467,11 @@ static void rekey_dequeue(struct gwd_peer *peer)
 	gwd_peer_queue_remove(&peer->dev->cluster->rekey_queue, peer);
 }
 
-/* Takes the peer; flush: send what was staged for it (not amid a handshake step). */
-static void claim(struct gwd_peer *peer, bool flush)
+/*
+ * Takes the peer. Nothing is staged for it: a node stages only for peers it
+ * owns, and drops what it staged when it stops owning one (lose_peer).
+ */
+static void claim(struct gwd_peer *peer)
 {
 	struct gwd_device *dev = peer->dev;
 	struct gwd_cluster *c = dev->cluster;
@@ -486,13 +489,28 @@ static void claim(struct gwd_peer *peer, bool flush)
 	/* Replicated keys: rekey once traffic has resumed, paced (rekey_tick). */
 	peer->cl.rekey_pending = c->rekey_rate && cur && cur->imported;
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
-	if (flush && peer->staged_head)
-		gwd_send_staged(peer);
 }
 
 void gwd_cluster_claim_peer(struct gwd_peer *peer)
 {
-	claim(peer, true);
+	claim(peer);
+}
+
+/*
+ * This node stops sending for the peer: what it staged waited for its own
+ * handshake and would be stale by the time it owns the peer again.
+ */
+static void lose_peer(struct gwd_peer *peer)
+{
+	rekey_dequeue(peer);
+	peer->dev->cluster->stats.drop_not_owner += peer->nstaged;
+	gwd_peer_purge_staged(peer, GWD_STAT__COUNT);
+}
+
+void gwd_cluster_drop_not_owner(struct gwd_peer *peer)
+{
+	if (peer->dev->cluster)
+		peer->dev->cluster->stats.drop_not_owner++;
 }
 
 void gwd_cluster_release_peer(struct gwd_peer *peer)
@@ -504,7 +522,7 @@ void gwd_cluster_release_peer(struct gwd_peer *peer)
 	peer->cl.owner = 0;
 	peer->cl.owner_epoch++;
 	c->stats.ownership_releases++;
-	rekey_dequeue(peer);
+	lose_peer(peer);
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
 }
 
@@ -552,7 +570,7 @@ bool gwd_cluster_merge_owner(struct gwd_peer *peer, uint8_t owner, uint64_t epoc
 	peer->cl.owner_epoch = epoch;
 	if (lost) {
 		c->stats.ownership_lost++;
-		rekey_dequeue(peer);
+		lose_peer(peer);
 		gw_info("gwd: peer %s: node %u took over (ownership epoch %" PRIu64 ")", peer->name,
 			owner, epoch);
 	}
@@ -639,9 +657,8 @@ bool gwd_cluster_initiation_received(struct gwd_peer *peer)
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
 	if (gwd_cluster_may_send(peer))
 		return true;
-	/* Staged packets wait for the session this initiation is starting. */
 	if (claim_on_receive(c, peer)) {
-		claim(peer, false);
+		claim(peer);
 		return true;
 	}
 	c->stats.standby_silenced++;

@@ -137,6 +137,7 @@ struct gwd_cluster_stats {
 	uint64_t import_tombstoned;   /* keypairs refused because this process dropped them */
 	uint64_t import_expired;      /* keypairs too old to install */
 	uint64_t standby_silenced;    /* handshakes a non-owner did not answer */
+	uint64_t drop_not_owner;      /* TUN packets for peers this node does not own, dropped */
 	uint64_t takeover_rekeys;     /* handshakes started by paced takeover rekeys */
 };
 
@@ -211,10 +212,16 @@ bool gwd_cluster_may_send(const struct gwd_peer *peer);
  * standalone gwd, an anycast node, a VRRP master.
  */
 bool gwd_cluster_serving(const struct gwd_device *dev);
-/* Takes the peer: (greatest known epoch + 1, self). Flushes staged packets. */
+/* Takes the peer: (greatest known epoch + 1, self). */
 void gwd_cluster_claim_peer(struct gwd_peer *peer);
-/* Gives the peer up if owned: (epoch + 1, nobody). */
+/* Gives the peer up if owned: (epoch + 1, nobody); what was staged for it is dropped. */
 void gwd_cluster_release_peer(struct gwd_peer *peer);
+/*
+ * A packet from the TUN for a peer this node does not own is dropped, never
+ * staged (its owner sends it; a standby that kept it would send it stale
+ * once it claims the peer): counts it.
+ */
+void gwd_cluster_drop_not_owner(struct gwd_peer *peer);
 /* VRRP master: claim every peer now and every peer linked later. */
 void gwd_cluster_claim_all(struct gwd_device *dev);
 /* VRRP backup: release every peer; no more automatic claims. */

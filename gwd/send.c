@@ -215,6 +215,11 @@ void gwd_send_staged(struct gwd_peer *peer)
 
 void gwd_send_packet(struct gwd_peer *peer, const uint8_t *pkt, size_t len)
 {
+	/* A cluster node keeps nothing for a peer it does not serve (docs/failover.md). */
+	if (!gwd_peer_may_send(peer)) {
+		gwd_cluster_drop_not_owner(peer);
+		return;
+	}
 	/* Staged packets go first, so a new packet never overtakes them. */
 	if (!peer->staged_head && send_now(peer, pkt, len))
 		return;

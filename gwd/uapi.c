@@ -104,6 +104,7 @@ static void cluster_device(struct gwd_device *dev, struct gwd_uapi_buf *b)
 	gwd_uapi_buf_append_u64(b, "import_tombstoned", st->import_tombstoned);
 	gwd_uapi_buf_append_u64(b, "import_expired", st->import_expired);
 	gwd_uapi_buf_append_u64(b, "standby_silenced", st->standby_silenced);
+	gwd_uapi_buf_append_u64(b, "drop_not_owner", st->drop_not_owner);
 	gwd_uapi_buf_append_u64(b, "takeover_rekeys", st->takeover_rekeys);
 	gwd_uapi_buf_append_u64(b, "tombstones", gwd_cluster_tombstone_count(c));
 }

@@ -1223,6 +1223,63 @@ Test(ownership, master_claims_on_receive)
 	assert_no_nonce_reuse();
 }
 
+/*
+ * A standby keeps nothing for later (docs/failover.md, finding 3): packets
+ * from its TUN for a peer it does not own are dropped and counted, and an
+ * owner that loses a peer drops what it had staged for it; so a takeover
+ * sends the client only what reaches the new owner after its claim.
+ */
+Test(ownership, nothing_staged_for_a_peer_not_owned)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 1, false, 0);
+	int c = add_client();
+	struct gwd_peer *pa, *pb;
+	uint64_t c_tun;
+	uint32_t tag;
+
+	configure_gateways();
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 3);
+	run_ms(200);
+	pa = peer_of(a, c);
+	pb = peer_of(b, c);
+
+	/* The standby gets 100 packets for the client: dropped, counted, nothing sent. */
+	for (uint32_t k = 0; k < 100; k++)
+		gateway_send(b, c, 100 + k);
+	cr_assert_eq(pb->nstaged, 0, "the standby staged %zu packets", pb->nstaged);
+	cr_assert_eq(nodes[b].dev->cluster->stats.drop_not_owner, 100);
+	cr_assert_eq(total_sent(b), 0);
+
+	/* The owner stages 5 packets behind a handshake that does not complete... */
+	pa->noise.current->sending_counter = GWD_REJECT_AFTER_MESSAGES;
+	hold_to = c;
+	for (uint32_t k = 0; k < 5; k++)
+		gateway_send(a, c, 300 + k);
+	cr_assert_eq(pa->nstaged, 5);
+	hold_to = -1; /* its initiation, if one went out, is lost */
+	nheld = 0;
+	/* ...and loses the peer to B: they are dropped too. */
+	gwd_cluster_claim_peer(pb);
+	run_ms(10);
+	cr_assert_not(gwd_peer_may_send(pa));
+	cr_assert_eq(pa->nstaged, 0);
+	cr_assert_eq(nodes[a].dev->cluster->stats.drop_not_owner, 5);
+
+	/* B takes over: the client gets B's new packet, none of the stale ones. */
+	kill_node(a);
+	vip_holder = b;
+	gwd_cluster_claim_all(nodes[b].dev);
+	c_tun = nodes[c].tun;
+	gateway_send(b, c, 500);
+	run_ms(100);
+	cr_assert_eq(nodes[c].tun, c_tun + 1, "stale packets reached the client");
+	memcpy(&tag, nodes[c].last_tun + 28, sizeof(tag));
+	cr_assert_eq(tag, 500);
+	assert_no_nonce_reuse();
+}
+
 /* --- Import
  * --------------------------------------------------------------------------------------- */
 
