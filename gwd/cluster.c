@@ -484,8 +484,12 @@ static void claim(struct gwd_peer *peer)
 	peer->cl.last_claim_ns = gwd_device_now(dev);
 	peer->cl.claimed_before = true;
 	c->stats.ownership_claims++;
-	gw_dbg("gwd: peer %s: claimed (ownership epoch %" PRIu64 ")", peer->name,
-	       peer->cl.owner_epoch);
+	gw_dbg("gwd: peer %s: claimed (ownership epoch %" PRIu64 "); keypairs: current %08x%s, "
+	       "next %08x, previous %08x",
+	       peer->name, peer->cl.owner_epoch, cur ? cur->local_index : 0,
+	       cur ? (cur->imported ? " (replicated)" : " (own)") : "",
+	       peer->noise.next ? peer->noise.next->local_index : 0,
+	       peer->noise.previous ? peer->noise.previous->local_index : 0);
 	/* Replicated keys: rekey once traffic has resumed, paced (rekey_tick). */
 	peer->cl.rekey_pending = c->rekey_rate && cur && cur->imported;
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
@@ -717,6 +721,8 @@ static void rekey_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 		/* Only still ours and still on the replicated keys: not rekeyed since. */
 		if (!gwd_cluster_may_send(peer) || !cur || !cur->imported)
 			continue;
+		gw_dbg("gwd: peer %s: takeover rekey (replicated keypair %08x)", peer->name,
+		       cur->local_index);
 		gwd_send_handshake_initiation(peer, false);
 		c->stats.takeover_rekeys++;
 		n--;

@@ -207,6 +207,7 @@ void gwd_send_staged(struct gwd_peer *peer)
 		gwd_device_staged_put(peer->dev, st);
 	}
 	if (!kp) {
+		gw_dbg("gwd: peer %s: no keypair to send with", peer->name);
 		gwd_send_handshake_initiation(peer, false);
 		return;
 	}

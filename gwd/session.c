@@ -508,6 +508,9 @@ static void reslot(struct gwd_device *dev, struct gwd_peer *peer, struct gwd_noi
 	for (size_t i = 0; i < n; i++)
 		if (v[i])
 			gwd_cluster_keypair_free(dev, v[i]);
+	gw_dbg("gwd: peer %s: imported keypairs slotted: current %08x, next %08x, previous %08x",
+	       peer->name, r->current ? r->current->local_index : 0,
+	       r->next ? r->next->local_index : 0, r->previous ? r->previous->local_index : 0);
 }
 
 /*
