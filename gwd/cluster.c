@@ -678,6 +678,23 @@ static void rekey_enqueue(struct gwd_cluster *c, struct gwd_peer *peer)
 				      GWD_MSEC_NS(GWD_CLUSTER_REKEY_TICK_MS));
 }
 
+/*
+ * Whether this node has sent under the replicated keypair it took over (it
+ * holds a region of it). The takeover rekey waits for that as well as for a
+ * received packet: traffic must have resumed both ways on the replicated
+ * keypair, or the new owner's first packets to the peer would be a handshake
+ * and data under a new receiver index (a reply that comes late, a peer that
+ * only sends: its passive keepalive follows within KEEPALIVE_TIMEOUT). A
+ * current keypair that is not replicated needs no takeover rekey at all
+ * (rekey_tick skips it).
+ */
+static bool sent_since_takeover(const struct gwd_peer *peer)
+{
+	const struct gwd_noise_keypair *cur = peer->noise.current;
+
+	return !cur || !cur->imported || cur->send_epoch != GWD_REGION_EPOCH_NONE;
+}
+
 void gwd_cluster_data_received(struct gwd_peer *peer)
 {
 	struct gwd_cluster *c = peer->dev->cluster;
@@ -687,7 +704,7 @@ void gwd_cluster_data_received(struct gwd_peer *peer)
 	gwd_session_mark(peer, GWD_EXPORT_RX);
 	if (!gwd_cluster_may_send(peer) && claim_on_receive(c, peer))
 		gwd_cluster_claim_peer(peer);
-	if (peer->cl.rekey_pending && gwd_cluster_may_send(peer))
+	if (peer->cl.rekey_pending && gwd_cluster_may_send(peer) && sent_since_takeover(peer))
 		rekey_enqueue(c, peer);
 }
 

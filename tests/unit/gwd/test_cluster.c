@@ -1452,8 +1452,11 @@ Test(rekey, paced_after_traffic_resumes)
 	run_ms(2000);
 	cr_assert_eq(ninit[b], 0, "rekeyed before traffic resumed");
 	start = fc.mono / GW_NSEC_PER_MSEC - t0_ms;
-	for (int i = 0; i < CLIENTS; i++)
+	/* Traffic resumes both ways (rekey::not_before_the_first_packet_sent). */
+	for (int i = 0; i < CLIENTS; i++) {
+		gateway_send(b, cl[i], 1);
 		client_send(cl[i], 1);
+	}
 	run_ms(4000);
 	cr_assert_eq(ninit[b], CLIENTS, "%zu rekeys", ninit[b]);
 	cr_assert_eq(nodes[b].dev->cluster->stats.takeover_rekeys, CLIENTS);
@@ -1472,6 +1475,71 @@ Test(rekey, paced_after_traffic_resumes)
 		cr_assert(!p->noise.previous || !p->noise.previous->imported,
 			  "client %d: the replicated keypair is still held", i);
 	}
+	assert_no_nonce_reuse();
+}
+
+/*
+ * The takeover rekey waits until this node has sent under the replicated
+ * keypair: the new owner's first data packets must carry the receiver index
+ * the client knows (the acceptance test checks it), even when its first
+ * reply to the client comes more than a rekey tick after the client's first
+ * packet (a loaded host, a LAN that answers late).
+ */
+Test(rekey, not_before_the_first_packet_sent)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 2, false, 100);
+	int c = add_client();
+	uint32_t idx;
+	size_t mark;
+
+	configure_gateways();
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 3);
+	run_ms(200);
+	idx = data_log[ndata - 1].idx;
+	kill_node(a);
+	vip_holder = b;
+	gwd_cluster_claim_all(nodes[b].dev);
+	mark = ndata;
+	client_send(c, 1);
+	run_ms(500); /* nothing to send to the client for a while */
+	cr_assert_eq(ninit[b], 0, "rekeyed before sending anything under the replicated keypair");
+	gateway_send(b, c, 2);
+	cr_assert_gt(ndata, mark);
+	cr_assert_eq(data_log[mark].idx, idx, "B's first packet is not on the replicated keypair");
+	/* Then the rekey comes, once traffic went both ways. */
+	client_send(c, 3);
+	run_ms(500);
+	cr_assert_eq(ninit[b], 1);
+	cr_assert_eq(nodes[b].dev->cluster->stats.takeover_rekeys, 1);
+	assert_no_nonce_reuse();
+}
+
+/* A peer that only sends: the rekey follows the new owner's passive keepalive. */
+Test(rekey, one_way_traffic)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 2, false, 100);
+	int c = add_client();
+	uint64_t t;
+
+	configure_gateways();
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 3);
+	run_ms(200);
+	kill_node(a);
+	vip_holder = b;
+	gwd_cluster_claim_all(nodes[b].dev);
+	t = fc.mono / GW_NSEC_PER_MSEC - t0_ms;
+	for (int k = 0; k < 30 && !ninit[b]; k++) {
+		client_send(c, (uint32_t)k);
+		run_ms(1000);
+	}
+	cr_assert_eq(ninit[b], 1, "no takeover rekey for a peer that only sends");
+	cr_assert_geq(nodes[b].dev->stats[GWD_STAT_KEEPALIVES_SENT], 1);
+	cr_assert_geq(init_at[b][0] - t, (uint64_t)GWD_KEEPALIVE_TIMEOUT * 1000);
+	cr_assert_leq(init_at[b][0] - t, (uint64_t)(GWD_KEEPALIVE_TIMEOUT + 2) * 1000);
 	assert_no_nonce_reuse();
 }
 
