@@ -591,9 +591,10 @@ void gwd_cluster_peer_linked(struct gwd_peer *peer)
 		gwd_cluster_claim_peer(peer);
 }
 
-void gwd_cluster_peer_imported(struct gwd_peer *peer)
+void gwd_cluster_peer_imported(struct gwd_peer *peer, const struct gwd_noise_keypair *prev_current)
 {
 	struct gwd_cluster *c = peer->dev->cluster;
+	const struct gwd_noise_keypair *cur = peer->noise.current;
 
 	/*
 	 * A VRRP master owns every peer unless another node holds a greater
@@ -607,7 +608,16 @@ void gwd_cluster_peer_imported(struct gwd_peer *peer)
 			"); this master takes it back",
 			peer->name, peer->cl.owner_epoch);
 		gwd_cluster_claim_peer(peer);
+		return;
 	}
+	/*
+	 * A claim that came before the replicated keypairs (a master made
+	 * before its imports completed) planned no rekey: the keypair it now
+	 * sends with is replicated all the same.
+	 */
+	if (c && c->rekey_rate && cur != prev_current && cur && cur->imported &&
+	    gwd_cluster_may_send(peer))
+		peer->cl.rekey_pending = true;
 }
 
 void gwd_cluster_peer_removed(struct gwd_peer *peer)

@@ -239,10 +239,13 @@ bool gwd_cluster_merge_owner(struct gwd_peer *peer, uint8_t owner, uint64_t epoc
 void gwd_cluster_peer_linked(struct gwd_peer *peer);
 void gwd_cluster_peer_removed(struct gwd_peer *peer);
 /*
- * An import was applied to the peer (ownership, keypairs, slots): a VRRP
- * master claims a peer the import left owned by nobody.
+ * An import was applied to the peer (ownership, keypairs, slots); prev_current
+ * is the current keypair before it (compared, never dereferenced). A VRRP
+ * master claims a peer the import left owned by nobody; an owner whose
+ * current keypair the import replaced by a replicated one plans its takeover
+ * rekey, as a claim would have.
  */
-void gwd_cluster_peer_imported(struct gwd_peer *peer);
+void gwd_cluster_peer_imported(struct gwd_peer *peer, const struct gwd_noise_keypair *prev_current);
 /* kp is being freed (the core or an import dropped it): tombstone if it held a region. */
 void gwd_cluster_keypair_dropped(struct gwd_device *dev, const struct gwd_noise_keypair *kp);
 /* Frees a keypair outside the core: tombstone, index, wipe. kp must be in no slot. */

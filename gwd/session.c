@@ -558,18 +558,23 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 	struct gwd_noise_keypair *fresh[IMPORT_MAX_KEYPAIRS];
 	uint64_t now = gwd_device_now(dev);
 	struct gwd_peer *peer = import_target(dev, ps);
+	const struct gwd_noise_keypair *prev_current;
 	size_t nfresh = 0;
 	bool moved = false, owned;
 
 	if (!peer)
 		return;
+	prev_current = peer->noise.current;
 	c->stats.imports++;
 	merge_antireplay(peer, ps, now);
 	owned = gwd_cluster_may_send(peer);
 	if (ps->has_owner && ps->has_owner_epoch && ps->owner <= GWD_REGION_NODE_MAX)
 		(void)gwd_cluster_merge_owner(peer, (uint8_t)ps->owner, ps->owner_epoch);
-	/* The addresses the owner saw; a node that owned the peer saw them itself. */
-	if (!owned && !gwd_cluster_may_send(peer))
+	/*
+	 * The addresses the owner saw; a node that owned the peer saw them
+	 * itself, unless it claimed the peer before ever hearing from it.
+	 */
+	if ((!owned && !gwd_cluster_may_send(peer)) || !gwd_peer_has_endpoint(peer))
 		import_addresses(peer, ps);
 	for (size_t i = 0; i < ps->n_keypairs; i++) {
 		struct gwd_noise_keypair *kp =
@@ -587,7 +592,7 @@ static void import_peer(struct gwd_device *dev, const Gwcluster__PeerSession *ps
 		reslot(dev, peer, NULL, 0);
 	}
 	/* Last: a claim made now sees the keypairs and slots of this import. */
-	gwd_cluster_peer_imported(peer);
+	gwd_cluster_peer_imported(peer, prev_current);
 }
 
 static void import_rx(struct gwd_device *dev, const Gwcluster__KeypairRx *rx)

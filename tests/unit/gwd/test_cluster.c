@@ -1516,6 +1516,47 @@ Test(rekey, not_before_the_first_packet_sent)
 	assert_no_nonce_reuse();
 }
 
+/*
+ * A node made master before its imports completed (keepalived forced it,
+ * say): the replicated keypair arrives after the claim. The next packet to
+ * the client goes out on it (no handshake), and its takeover rekey is
+ * planned all the same.
+ */
+Test(rekey, claim_before_the_import)
+{
+	int a = add_gateway(1, 1, false, 0), b = add_gateway(2, 2, false, 100);
+	int c = add_client();
+	uint8_t *snap;
+	size_t len, mark;
+	uint32_t idx;
+
+	configure_gateways();
+	relay_on = false; /* B hears nothing of A */
+	vip_holder = a;
+	gwd_cluster_claim_all(nodes[a].dev);
+	talk(c, 3);
+	idx = data_log[ndata - 1].idx;
+	relay_on = true;
+	snap = snapshot_of(a, &len); /* what syncd will hand B, later */
+	kill_node(a);
+	vip_holder = b;
+	gwd_cluster_claim_all(nodes[b].dev);
+	cr_assert_null(peer_of(b, c)->noise.current);
+	import_bytes(b, snap, len);
+	gw_wipe(snap, len);
+	free(snap);
+	cr_assert(gwd_peer_may_send(peer_of(b, c)));
+	mark = ndata;
+	gateway_send(b, c, 1);
+	cr_assert_gt(ndata, mark);
+	cr_assert_eq(data_log[mark].idx, idx, "B's first packet is not on the replicated keypair");
+	cr_assert_eq(ninit[b], 0);
+	client_send(c, 2);
+	run_ms(300);
+	cr_assert_eq(nodes[b].dev->cluster->stats.takeover_rekeys, 1, "no takeover rekey");
+	assert_no_nonce_reuse();
+}
+
 /* A peer that only sends: the rekey follows the new owner's passive keepalive. */
 Test(rekey, one_way_traffic)
 {
