@@ -72,6 +72,11 @@ split_brain() {
 		STALLED+="split brain $1: no reply within 5 s of the heal (gw$(f_master) is master," \
 		STALLED+=" owner $(f_stat "$(f_master)" owner --peer), owned $(f_stat "$(f_master)" owned --peer)); "
 		h_log "STALLED: $STALLED"
+	else
+		h_log "split brain $1: first ping reply $(f__ping_ts ping | awk -v h="$healed" \
+			'!d && $1 + 0 > h + 0 { printf "%.3f", $1 - h; d = 1 }') s" \
+			"after the heal; gw$(f_master) is master and owner $(f_stat "$(f_master)" owner --peer)" \
+			"(ownership epoch $(f_stat "$(f_master)" owner_epoch --peer))"
 	fi
 }
 
