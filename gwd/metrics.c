@@ -298,6 +298,10 @@ static void write_cluster(const struct gwd_device *dev, const struct peer_totals
 			   "Handshake initiations left unanswered because another node owns the "
 			   "peer.",
 			   st->standby_silenced);
+	gw_metrics_one_u64(m, "gwd_dropped_not_owner_total", GW_METRIC_COUNTER,
+			   "Packets from the TUN for peers another node owns, dropped (and "
+			   "staged ones dropped when ownership was lost).",
+			   st->drop_not_owner);
 	gw_metrics_one_u64(m, "gwd_takeover_rekeys_total", GW_METRIC_COUNTER,
 			   "Handshakes started by paced rekeys after a takeover.",
 			   st->takeover_rekeys);
