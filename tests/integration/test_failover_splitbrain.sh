@@ -10,11 +10,14 @@
 #  B. split brain, sync up: VRRP between the nodes is blocked, so both are
 #     master; the LAN host's traffic is steered to one node and then the
 #     other every 300 ms for 3 s, so both have packets to encrypt for the
-#     client. The later claim wins ownership everywhere (ownership_lost on
-#     the other). VRRP heals: one master, traffic flows again within 5 s.
+#     client. The later claim takes ownership everywhere (ownership_lost on
+#     the other); the master the client's packets reach claims the peer back
+#     (claim on receive). VRRP heals: one master, traffic flows again within
+#     5 s.
 #  C. split brain, sync cut too: both own the peer and both send, each in
-#     its own counter regions. Everything heals; traffic flows again within
-#     5 s (checked last, after the safety checks).
+#     its own counter regions. Everything heals (VRRP first: the loser's
+#     release reaches the master with the sync link); traffic flows again
+#     within 5 s (checked last, after the safety checks).
 #
 # Asserts over the whole capture of the client's underlay: no (receiver,
 # counter) pair of a gateway->client data packet twice, and every counter
