@@ -171,6 +171,11 @@ f_gateways() {
 		# The VIPs come and go with keepalived: ARP from whichever holds them.
 		h_exec "gw$i" sysctl -q -w net.ipv4.conf.all.arp_ignore=1 \
 			net.ipv4.conf.all.arp_announce=2 >/dev/null
+		# gwd sends with UDP GSO; a veth passes such a burst on whole, and the
+		# client's capture would show one frame per burst, whose first
+		# WireGuard message alone tshark decodes: the reuse check would miss
+		# the others. One segment per skb makes the kernel split bursts here.
+		h_exec "gw$i" ip link set eth0 gso_max_segs 1
 		F_IFS[i]=$(h_ifname "n$i")
 		F_NODE_PROCS[i]=""
 	done
