@@ -379,8 +379,8 @@ Test(httpd, server_metrics)
 	    "# TYPE test_metrics_last_scrape_bytes gauge\n"
 	    "test_metrics_last_scrape_bytes 182\n";
 	static const char *const bad[] = {"", "bad prefix", "9lives",
-					  "a_prefix_long_enough_to_push_the_longest_name_past_the_"
-					  "limit_of_one_hundred_and_twenty_eight"};
+					  ("a_prefix_long_enough_to_push_the_longest_name_past_the_"
+					   "limit_of_one_hundred_and_twenty_eight")};
 	struct gw_metrics m;
 	struct resp r;
 	struct fx f;

@@ -1248,7 +1248,7 @@ Test(ownership, nothing_staged_for_a_peer_not_owned)
 	/* The standby gets 100 packets for the client: dropped, counted, nothing sent. */
 	for (uint32_t k = 0; k < 100; k++)
 		gateway_send(b, c, 100 + k);
-	cr_assert_eq(pb->nstaged, 0, "the standby staged %zu packets", pb->nstaged);
+	cr_assert_eq(pb->nstaged, 0, "the standby staged %zu packets", (size_t)pb->nstaged);
 	cr_assert_eq(nodes[b].dev->cluster->stats.drop_not_owner, 100);
 	cr_assert_eq(total_sent(b), 0);
 
