@@ -283,6 +283,16 @@ int gwd_cluster_enable(struct gwd_device *dev, const struct gwd_cluster_config *
 	gw_timer_init(&c->rekey_timer, rekey_tick, c);
 	gw_timer_init(&c->export_timer, gwd_session_export_timer, dev);
 	dev->cluster = c;
+	if (cfg->owned_routes_table) {
+		err = gwd_routes_enable(dev, cfg->owned_routes_table);
+		if (err) {
+			dev->cluster = NULL;
+			tombs_free(c->tombstones);
+			gwd_session_scratch_free(c->scratch);
+			free(c);
+			return err;
+		}
+	}
 	dev->index.node_id = cfg->node_id;
 	if (cfg->cookie_secret)
 		gwd_cookie_checker_set_cluster_secret(&dev->cookie, cfg->cookie_secret);
@@ -301,6 +311,7 @@ void gwd_cluster_free(struct gwd_device *dev)
 		return;
 	gw_timer_cancel(dev->loop, &c->rekey_timer);
 	gw_timer_cancel(dev->loop, &c->export_timer);
+	gwd_routes_free(dev);
 	tombs_free(c->tombstones);
 	gwd_session_scratch_free(c->scratch);
 	gw_wipe(c, sizeof(*c));
@@ -493,6 +504,7 @@ static void claim(struct gwd_peer *peer)
 	/* Replicated keys: rekey once traffic has resumed, paced (rekey_tick). */
 	peer->cl.rekey_pending = c->rekey_rate && cur && cur->imported;
 	gwd_session_mark(peer, GWD_EXPORT_FULL);
+	gwd_routes_mark(peer);
 }
 
 void gwd_cluster_claim_peer(struct gwd_peer *peer)
@@ -509,6 +521,7 @@ static void lose_peer(struct gwd_peer *peer)
 	rekey_dequeue(peer);
 	peer->dev->cluster->stats.drop_not_owner += peer->nstaged;
 	gwd_peer_purge_staged(peer, GWD_STAT__COUNT);
+	gwd_routes_mark(peer);
 }
 
 void gwd_cluster_drop_not_owner(struct gwd_peer *peer)
@@ -625,6 +638,7 @@ void gwd_cluster_peer_removed(struct gwd_peer *peer)
 	if (!peer->dev->cluster)
 		return;
 	rekey_dequeue(peer);
+	gwd_routes_peer_removed(peer);
 	gwd_session_peer_removed(peer);
 }
 

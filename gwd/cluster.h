@@ -40,6 +40,7 @@
 #include "gw/loop.h"
 #include "messages.h"
 #include "noise.h"
+#include "routes.h"
 
 struct gwd_device;
 struct gwd_peer;
@@ -71,6 +72,7 @@ enum {
 enum gwd_peer_queue_kind {
 	GWD_QUEUE_EXPORT,
 	GWD_QUEUE_REKEY,
+	GWD_QUEUE_ROUTES,
 	GWD_QUEUE__COUNT,
 };
 
@@ -108,6 +110,7 @@ struct gwd_peer_cluster {
 	bool rekey_pending;   /* rekey once traffic resumed after a takeover */
 	uint8_t export_flags; /* nonzero exactly while in the export queue */
 	struct gwd_queue_link link[GWD_QUEUE__COUNT];
+	struct gwd_peer_routes routes; /* installed for it (--owned-routes, routes.h) */
 };
 
 struct gwd_cluster_config {
@@ -116,6 +119,7 @@ struct gwd_cluster_config {
 	bool claim_on_receive;	      /* anycast mode */
 	const uint8_t *cookie_secret; /* GW_HASH_LEN bytes, or NULL: per-node cookies */
 	uint32_t takeover_rekey_rate; /* rekeys/s after a takeover; 0: none */
+	uint32_t owned_routes_table;  /* routes for owned peers in this table; 0: none */
 };
 
 /* Counters shown by stats=1 (docs/failover.md). */
@@ -139,9 +143,12 @@ struct gwd_cluster_stats {
 	uint64_t standby_silenced;    /* handshakes a non-owner did not answer */
 	uint64_t drop_not_owner;      /* TUN packets for peers this node does not own, dropped */
 	uint64_t takeover_rekeys;     /* handshakes started by paced takeover rekeys */
+	uint64_t owned_routes;	      /* routes installed for owned peers now (--owned-routes) */
+	uint64_t route_errors;	      /* route additions or removals the kernel refused */
 };
 
 struct gwd_tombstones;
+struct gwd_routes;
 struct gwd_session_scratch;
 struct gwd_session_sink;
 
@@ -172,6 +179,9 @@ struct gwd_cluster {
 	bool snapshot_pending;
 	uint64_t snapshot_peers;
 	struct gwd_session_scratch *scratch;
+
+	/* Routes for owned peers (routes.c); NULL unless --owned-routes. */
+	struct gwd_routes *routes;
 
 	struct gwd_cluster_stats stats;
 };

@@ -189,6 +189,8 @@ void gwd_device_free(struct gwd_device *dev)
 {
 	if (!dev)
 		return;
+	/* The TUN takes the owned-peer routes with it (gwd_routes_closing). */
+	gwd_routes_closing(dev);
 	while (dev->peers_head)
 		gwd_peer_remove(dev->peers_head);
 	gwd_cluster_free(dev);
@@ -945,6 +947,11 @@ int gwd_device_attach_system(struct gwd_device *dev, const char *ifname)
 	dev->net = sys_ops;
 	dev->net_arg = sys;
 	return 0;
+}
+
+int gwd_device_tun_ifindex(const struct gwd_device *dev)
+{
+	return dev->sys ? dev->sys->tun.ifindex : 0;
 }
 
 void gwd_device_detach_system(struct gwd_device *dev)

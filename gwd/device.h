@@ -224,6 +224,8 @@ void gwd_device_free(struct gwd_device *dev);
  */
 int gwd_device_attach_system(struct gwd_device *dev, const char *ifname);
 void gwd_device_detach_system(struct gwd_device *dev);
+/* The TUN's interface index; 0 without one (before attach, in tests). */
+int gwd_device_tun_ifindex(const struct gwd_device *dev);
 
 /*
  * Sets or removes (NULL/zeros) the private key: cookie keys follow, every

@@ -41,7 +41,8 @@ static const char usage_text[] =
     "        [--metrics ADDR [--metrics-per-peer]] INTERFACE\n"
     "    gwd [-f] [-v] [--metrics ADDR] --node-id N [--state-dir DIR]\n"
     "        [--cluster-secret-file FILE]\n"
-    "        [--session-socket PATH] [--anycast] [--takeover-rekey-rate N] INTERFACE\n"
+    "        [--session-socket PATH] [--anycast] [--takeover-rekey-rate N]\n"
+    "        [--owned-routes TABLE] INTERFACE\n"
     "    gwd --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -95,6 +96,12 @@ static const char usage_text[] =
     "                      after a takeover, rekey replicated sessions once\n"
     "                      traffic resumed, at most N per second (default 100;\n"
     "                      0: never)\n"
+    "    --owned-routes TABLE\n"
+    "                      keep a route through INTERFACE to every allowed IP of\n"
+    "                      every peer this node owns, and to none other, in routing\n"
+    "                      table TABLE (1..4294967294, or main); a routing daemon\n"
+    "                      announces them so return traffic finds the owner\n"
+    "                      (anycast, docs/anycast.md)\n"
     "\n"
     "ENVIRONMENT\n"
     "    GWD_LOG_LEVEL              error, warning, info (default) or debug\n"
@@ -115,6 +122,7 @@ struct options {
 	const char *session_socket;
 	bool anycast;
 	uint32_t rekey_rate;
+	uint32_t owned_routes_table;
 	bool cluster_opt; /* some cluster option was given */
 	bool no_offload;
 	const char *metrics;
@@ -128,6 +136,7 @@ enum {
 	OPT_SESSION_SOCKET,
 	OPT_ANYCAST,
 	OPT_REKEY_RATE,
+	OPT_OWNED_ROUTES,
 	OPT_NO_OFFLOAD,
 	OPT_METRICS,
 	OPT_METRICS_PER_PEER,
@@ -177,6 +186,18 @@ static int parse_cluster_opt(int c, const char *arg, struct options *o)
 		}
 		o->rekey_rate = (uint32_t)v;
 		return 0;
+	case OPT_OWNED_ROUTES:
+		if (!strcmp(arg, "main")) {
+			o->owned_routes_table = 254; /* RT_TABLE_MAIN */
+			return 0;
+		}
+		if (parse_uint(arg, 4294967294UL, &v) < 0 || v == 0) {
+			fprintf(stderr,
+				"gwd: --owned-routes takes a table 1..4294967294 or main\n");
+			return -EINVAL;
+		}
+		o->owned_routes_table = (uint32_t)v;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -194,6 +215,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"session-socket", required_argument, NULL, OPT_SESSION_SOCKET},
 	    {"anycast", no_argument, NULL, OPT_ANYCAST},
 	    {"takeover-rekey-rate", required_argument, NULL, OPT_REKEY_RATE},
+	    {"owned-routes", required_argument, NULL, OPT_OWNED_ROUTES},
 	    {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"metrics-per-peer", no_argument, NULL, OPT_METRICS_PER_PEER},
@@ -239,6 +261,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_SESSION_SOCKET:
 		case OPT_ANYCAST:
 		case OPT_REKEY_RATE:
+		case OPT_OWNED_ROUTES:
 			if (parse_cluster_opt(c, optarg, o) < 0)
 				return -EINVAL;
 			break;
@@ -396,6 +419,7 @@ static int cluster_prepare(struct daemon *d, const struct options *o, struct gwd
 	cc->node_id = (uint8_t)o->node_id;
 	cc->claim_on_receive = o->anycast;
 	cc->takeover_rekey_rate = o->rekey_rate;
+	cc->owned_routes_table = o->owned_routes_table;
 	if (!o->secret_file) {
 		gw_warn("gwd: no --cluster-secret-file: cookies are valid on this node only");
 		return 0;
@@ -433,6 +457,9 @@ static int start_cluster(struct daemon *d, const struct options *o)
 	gw_info("gwd: cluster node %u, boot %llu (incarnation %u), %s mode, sessions on %s",
 		o->node_id, (unsigned long long)cc.boot, d->dev->cluster->incarnation,
 		o->anycast ? "anycast" : "VRRP", path);
+	if (o->owned_routes_table)
+		gw_info("gwd: routes to owned peers' allowed IPs in table %u",
+			o->owned_routes_table);
 	return 0;
 }
 

@@ -106,6 +106,8 @@ static void cluster_device(struct gwd_device *dev, struct gwd_uapi_buf *b)
 	gwd_uapi_buf_append_u64(b, "standby_silenced", st->standby_silenced);
 	gwd_uapi_buf_append_u64(b, "drop_not_owner", st->drop_not_owner);
 	gwd_uapi_buf_append_u64(b, "takeover_rekeys", st->takeover_rekeys);
+	gwd_uapi_buf_append_u64(b, "owned_routes", st->owned_routes);
+	gwd_uapi_buf_append_u64(b, "route_errors", st->route_errors);
 	gwd_uapi_buf_append_u64(b, "tombstones", gwd_cluster_tombstone_count(c));
 }
 
@@ -284,6 +286,8 @@ static int apply_peer(struct gwd_device *dev, struct gwd_peer *peer, const struc
 		if (e && !err)
 			err = e;
 	}
+	if ((up->flags & GWD_UAPI_PEER_REPLACE_ALLOWED_IPS) || up->n_allowed_ips)
+		gwd_routes_mark(peer);
 	return err;
 }
 
