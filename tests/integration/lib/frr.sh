@@ -33,12 +33,12 @@ fr_dir() {
 }
 
 # fr_conf TEMPLATE OUT KEY=VALUE...: @KEY@ replaced by VALUE (VALUE may hold
-# \n for several lines).
+# \n for several lines) outside comments (lines starting with !).
 fr_conf() {
 	local tpl=$1 out=$2 kv args=()
 	shift 2
 	for kv in "$@"; do
-		args+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
+		args+=(-e "/^!/!s|@${kv%%=*}@|${kv#*=}|g")
 	done
 	sed "${args[@]}" "$FR_CONF_DIR/$tpl" >"$out" || h_fail "fr_conf $tpl"
 	! grep -v '^!' "$out" | grep -q '@[A-Z0-9_]*@' ||
@@ -73,6 +73,11 @@ fr_up() {
 	fr__spawn "$host" "$d" bgpd -z "$d/zserv.api"
 	h_wait_for 15 "bfdd of $host answering" fr__answers "$host" bfdd
 	h_wait_for 15 "bgpd of $host answering" fr__answers "$host" bgpd
+	# A template that does not parse must fail the test, not half-work.
+	local bad
+	bad=$(grep -h "No such command\|Unknown command\|not a valid" "$(h_log_of "zebra-$host")" \
+		"$(h_log_of "bfdd-$host")" "$(h_log_of "bgpd-$host")" | head -n 3) || true
+	[[ -z $bad ]] || h_fail "FRR of $host refused configuration lines: $bad"
 }
 
 fr_vtysh() {
