@@ -19,6 +19,8 @@ struct gwd_routes {
 	struct gwd_peer_queue queue;
 	struct gw_timer timer;
 	bool waiting; /* the timer waits GWD_ROUTES_RETRY_MS for refused routes */
+	bool logged;  /* one warning per turn: refusals repeat every retry */
+	int ifindex;  /* nonzero: instead of the TUN's (gwd_routes_set_ifindex) */
 };
 
 static void routes_tick(struct gw_loop *loop, struct gw_timer *t, void *arg);
@@ -66,6 +68,19 @@ void gwd_routes_closing(struct gwd_device *dev)
 		dev->cluster->routes->closing = true;
 }
 
+int gwd_routes_set_ifindex(struct gwd_device *dev, int ifindex)
+{
+	if (!dev->cluster || !dev->cluster->routes || ifindex < 0)
+		return -EINVAL;
+	dev->cluster->routes->ifindex = ifindex;
+	return 0;
+}
+
+static int route_ifindex(const struct gwd_device *dev, const struct gwd_routes *r)
+{
+	return r->ifindex ? r->ifindex : gwd_device_tun_ifindex(dev);
+}
+
 void gwd_routes_mark(struct gwd_peer *peer)
 {
 	struct gwd_cluster *c = peer->dev->cluster;
@@ -96,13 +111,18 @@ static bool held_by_other(const struct gwd_peer *peer, const struct gw_prefix *p
 	return o && o != peer && has_prefix(&o->cl.routes, p);
 }
 
-static void log_route(const char *what, const struct gwd_peer *peer, const struct gw_prefix *p,
-		      int err)
+static void log_route(struct gwd_routes *r, const char *what, const struct gwd_peer *peer,
+		      const struct gw_prefix *p, int err)
 {
 	char s[GW_PREFIX_STR_LEN];
 
+	/* A TUN that is not up yet refuses IPv4 routes: retried quietly. */
+	if (r->logged || err == -ENETDOWN)
+		return;
+	r->logged = true;
 	gw_prefix_format(p, s, sizeof(s));
-	gw_warn("gwd: peer %s: cannot %s the route to %s: %s", peer->name, what, s, strerror(-err));
+	gw_warn("gwd: peer %s: cannot %s the route to %s: %s (route_errors counts them all)",
+		peer->name, what, s, strerror(-err));
 }
 
 static int find_prefix(void *arg, const struct gw_prefix *p)
@@ -136,7 +156,7 @@ static void withdraw(struct gwd_device *dev, struct gwd_routes *r, struct gwd_pe
 			err = gw_nl_route_del(r->nl, ifindex, &p, r->table);
 		if (err && err != -ESRCH && err != -ENODEV) {
 			dev->cluster->stats.route_errors++;
-			log_route("remove", peer, &p, err);
+			log_route(r, "remove", peer, &p, err);
 		}
 	}
 }
@@ -171,7 +191,7 @@ static int add_one(void *arg, const struct gw_prefix *p)
 	err = gw_nl_route_add(a->r->nl, a->ifindex, p, a->r->table);
 	if (err && err != -EEXIST) {
 		a->dev->cluster->stats.route_errors++;
-		log_route("add", a->peer, p, err);
+		log_route(a->r, "add", a->peer, p, err);
 		a->failed = true;
 		return 0;
 	}
@@ -183,7 +203,7 @@ static int add_one(void *arg, const struct gw_prefix *p)
 /* Brings one peer's routes to what its ownership asks for; false: try again later. */
 static bool sync_peer(struct gwd_device *dev, struct gwd_routes *r, struct gwd_peer *peer)
 {
-	int ifindex = gwd_device_tun_ifindex(dev);
+	int ifindex = route_ifindex(dev, r);
 	bool owned = peer->linked && gwd_cluster_may_send(peer);
 	struct add_ctx a = {dev, r, peer, ifindex, false};
 
@@ -206,6 +226,7 @@ static void routes_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	(void)loop;
 	(void)t;
 	r->waiting = false;
+	r->logged = false;
 	/* At most the peers queued now: one that failed goes back to the tail for later. */
 	while (n-- && r->queue.head) {
 		struct gwd_peer *peer = r->queue.head;
@@ -233,7 +254,7 @@ void gwd_routes_peer_removed(struct gwd_peer *peer)
 
 	if (c && c->routes) {
 		gwd_peer_queue_remove(&c->routes->queue, peer);
-		withdraw(peer->dev, c->routes, peer, false, gwd_device_tun_ifindex(peer->dev));
+		withdraw(peer->dev, c->routes, peer, false, route_ifindex(peer->dev, c->routes));
 	}
 	free(pr->v);
 	memset(pr, 0, sizeof(*pr));

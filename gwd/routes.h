@@ -43,6 +43,11 @@ struct gwd_peer_routes {
  * -EBUSY (enabled already), -ENOMEM or the netlink socket's -errno.
  */
 int gwd_routes_enable(struct gwd_device *dev, uint32_t table);
+/*
+ * Routes through ifindex instead of the TUN (0: the TUN again): a device
+ * without system I/O (tests). 0, or -EINVAL when routes are not enabled.
+ */
+int gwd_routes_set_ifindex(struct gwd_device *dev, int ifindex);
 /* Closes the netlink socket (the cluster calls it when it is freed). */
 void gwd_routes_free(struct gwd_device *dev);
 /*

@@ -28,7 +28,7 @@
 #    Prints the gaps and the withdraw time.
 # D. The victim restarts and rejoins: announced once ready, every node in
 #    rt's ECMP set again; both clients work both ways, each routed to its
-#    owner; no nonce reuse.
+#    owner; no nonce reuse, no handshake from client1.
 # C. gwd of another node dies while its FRR lives: the health hook takes the
 #    VIP off lo and rt loses that next hop; the owned-peer routes went with
 #    gwd's TUN.
@@ -394,6 +394,8 @@ done
 f_capture_stop cap2
 F_CLIENT4=${C_ADDR[client1]}
 h_assert_eq "$(f_dup_pairs cap2 | wc -l)" 0 "(receiver, counter) pairs sent twice to client1 (rejoin)"
+h_assert_eq "$(f_init_from_client cap2 "$T_BACK" "$EPOCHREALTIME")" 0 \
+	"handshake initiations from client1 while gw$VICTIM rejoined"
 
 # ---------------------------------------------------------------- C: gwd dies
 

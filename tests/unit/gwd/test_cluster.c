@@ -11,6 +11,8 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
+#include "gw/nl.h"
 #include "gw/pbwipe.h"
 #include "packet.h"
 #include "peer.h"
@@ -1760,4 +1763,120 @@ Test(enable, indexes_cookies_and_refusals)
 	/* The standalone device is untouched. */
 	cr_assert_null(nodes[c].dev->cluster);
 	cr_assert_not(nodes[c].dev->cookie.cluster);
+}
+
+/* --- Owned-peer routes (routes.h) ------------------------------------------------------ */
+
+/*
+ * The routes go through lo of a network namespace of this test's own
+ * (criterion runs each test in its own process), one table per gateway, and
+ * are read back with ip(8).
+ */
+static void enter_netns(void)
+{
+	struct gw_nl *nl;
+
+	if (unshare(CLONE_NEWNET)) {
+		if (errno == EPERM)
+			cr_skip_test("unshare(CLONE_NEWNET) needs root (CAP_SYS_ADMIN); skipped");
+		cr_assert_fail("unshare(CLONE_NEWNET): %s", strerror(errno));
+	}
+	cr_assert_eq(gw_nl_open(&nl), 0);
+	cr_assert_eq(gw_nl_link_set_up(nl, 1, true), 0); /* lo */
+	gw_nl_close(nl);
+}
+
+/* The destinations in routing table t, sorted, space-separated ("" if none). */
+static char *table_routes(unsigned t)
+{
+	static char out[512];
+	char cmd[128], line[128];
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "ip -4 route show table %u 2>/dev/null | awk '{ print $1 }' | sort", t);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", len ? " " : "", line);
+		cr_assert_lt(len, sizeof(out));
+	}
+	cr_assert_eq(pclose(f), 0, "%s failed", cmd);
+	return out;
+}
+
+static void enable_routes(int g, uint32_t table)
+{
+	cr_assert_eq(gwd_routes_enable(nodes[g].dev, table), 0);
+	cr_assert_eq(gwd_routes_enable(nodes[g].dev, table), -EBUSY);
+	cr_assert_eq(gwd_routes_set_ifindex(nodes[g].dev, 1), 0);
+}
+
+/*
+ * Anycast return routing: the node that claims a peer gets a route to its
+ * allowed IPs, the node that loses it (an import of the other's claim) loses
+ * the route; allowed-IP changes and the peer's removal follow; a node that
+ * owns nothing has no routes.
+ */
+Test(ownership, owned_routes_follow_ownership)
+{
+	int a = add_gateway(1, 1, true, 0), b = add_gateway(2, 1, true, 0);
+	int c = add_client(), d = add_client();
+	char ip_c[INET_ADDRSTRLEN], ip_d[INET_ADDRSTRLEN], want[64];
+
+	enter_netns();
+	enable_routes(a, 100);
+	enable_routes(b, 101);
+	configure_gateways();
+	inet_ntop(AF_INET, &nodes[c].inner, ip_c, sizeof(ip_c));
+	inet_ntop(AF_INET, &nodes[d].inner, ip_d, sizeof(ip_d));
+	run_ms(20); /* the import, then the routes on the next turn */
+	cr_assert_str_empty(table_routes(100), "a node that owns nothing routes nothing");
+	cr_assert_str_empty(table_routes(101));
+
+	vip_holder = a;
+	talk(c, 2);
+	talk(d, 2);
+	run_ms(20);
+	snprintf(want, sizeof(want), "%s %s", ip_c, ip_d);
+	cr_assert_str_eq(table_routes(100), want);
+	cr_assert_str_empty(table_routes(101));
+	cr_assert_eq(nodes[a].dev->cluster->stats.owned_routes, 2);
+
+	/* c's flow moves to B (ECMP after a failure): B claims, A loses it. */
+	run_ms(1200);
+	vip_holder = b;
+	client_send(c, 1);
+	run_ms(20);
+	cr_assert(gwd_peer_may_send(peer_of(b, c)));
+	cr_assert_not(gwd_peer_may_send(peer_of(a, c)));
+	cr_assert_str_eq(table_routes(100), ip_d);
+	cr_assert_str_eq(table_routes(101), ip_c);
+	cr_assert_eq(nodes[a].dev->cluster->stats.owned_routes, 1);
+	cr_assert_eq(nodes[b].dev->cluster->stats.owned_routes, 1);
+
+	/* New allowed IPs of an owned peer: the routes follow. */
+	set(b,
+	    "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=198.18.5.0/24\n"
+	    "allowed_ip=198.18.6.7/32\n",
+	    hex(nodes[c].pub));
+	run_ms(20);
+	cr_assert_str_eq(table_routes(101), "198.18.5.0/24 198.18.6.7");
+
+	/* The peer is removed: so are its routes. */
+	set(b, "public_key=%s\nremove=true\n", hex(nodes[c].pub));
+	run_ms(20);
+	cr_assert_str_empty(table_routes(101));
+	cr_assert_eq(nodes[b].dev->cluster->stats.owned_routes, 0);
+	cr_assert_eq(nodes[a].dev->cluster->stats.route_errors, 0);
+	cr_assert_eq(nodes[b].dev->cluster->stats.route_errors, 0);
+
+	/* A released peer's route goes too. */
+	gwd_cluster_release_peer(peer_of(a, d));
+	run_ms(20);
+	cr_assert_str_empty(table_routes(100));
+	assert_no_nonce_reuse();
 }
