@@ -266,18 +266,22 @@ for ((i = 1; i <= N; i++)); do
 done
 
 # rt's kernel route changes, time-stamped as they happen (ip -ts monitor):
-# route_change_ms T0 makes the milliseconds from epoch time T0 to the first
-# change of the route to the VIP after T0 ("inf" if none).
+# route_change_ms T0 [ADDR [added]] makes the milliseconds from epoch time
+# T0 to the first change of rt's route to ADDR (default the VIP) after T0;
+# with "added", to the first route to ADDR added or replaced (not deleted)
+# after T0. "inf" if none.
 h_spawn rt routemon ip -ts monitor route
 route_change_ms() {
-	local t0=$1 ts t
+	local t0=$1 addr=${2:-$VIP4} re ts t
+	re="s/^\[\([^]]*\)\] \(Deleted \)\{0,1\}${addr//./\\.} .*/\1/p"
+	[[ ${3:-} == added ]] && re="s/^\[\([^]]*\)\] ${addr//./\\.} .*/\1/p"
 	while read -r ts; do
 		t=$(date -d "$ts" +%s.%N) || continue
 		if awk -v a="$t0" -v b="$t" 'BEGIN { exit !(b >= a) }'; then
 			awk -v a="$t0" -v b="$t" 'BEGIN { printf "%.0f\n", (b - a) * 1000 }'
 			return 0
 		fi
-	done < <(sed -n "s/^\[\([^]]*\)\] \(Deleted \)\{0,1\}${VIP4//./\\.} .*/\1/p" "$(h_log_of routemon)")
+	done < <(sed -n "$re" "$(h_log_of routemon)")
 	echo inf
 }
 
@@ -319,6 +323,8 @@ f_wait_ping_after ping "$T_KILL" 10
 f_wait_ping_after lanping "$T_KILL" 10
 h_wait_for 10 "rt routes ${C_INNER[client1]} to its new owner" client_routed client1
 NEW=$(owner_of client1)
+RET_MS=$(route_change_ms "$T_KILL" "${C_INNER[client1]}" added)
+h_log "B: rt's route to ${C_INNER[client1]} (client1's inner address) points at gw$NEW $RET_MS ms after the kill"
 sleep "$(awk -v t="$T_KILL" -v n="$EPOCHREALTIME" 'BEGIN { d = t + 3 - n; printf "%.3f", (d > 0 ? d : 0) }')"
 T_END=$(awk -v t="$T_KILL" 'BEGIN { printf "%.6f", t + 3 }')
 f_ping_stop ping
@@ -404,5 +410,5 @@ grep -q "withdraw $VIP4/32" "$(h_log_of "hook$OTHER")" || h_fail "the hook of gw
 ! h_exec "gw$OTHER" ip route show proto static 2>/dev/null | grep -q 198.18. ||
 	h_fail "owned-peer routes left on gw$OTHER after its gwd died"
 h_wait_ping client1 "$F_LAN4" 10
-echo "anycast: N=$N bfd_down_ms=$BFD_MS route_change_ms=$WITHDRAW_MS gap_client_ms=$GAP gap_lan_ms=$LANGAP" \
+echo "anycast: N=$N bfd_down_ms=$BFD_MS route_change_ms=$WITHDRAW_MS return_route_ms=$RET_MS gap_client_ms=$GAP gap_lan_ms=$LANGAP" \
 	"hook_withdraw_ms=$HOOK_MS"
