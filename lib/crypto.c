@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * WireGuard's primitives on libb2 (BLAKE2s) and libsodium (everything else).
+ * WireGuard's primitives on libb2 (BLAKE2s) and libsodium (everything else),
+ * but ChaCha20-Poly1305, which runs on lib/chachapoly.c's AVX2 code where the
+ * CPU has AVX2 (libsodium stays the fallback: GW_AEAD below).
  *
  * Misuse that only a programming error can cause (a BLAKE2s output or key
  * length outside the documented ranges) aborts: a silently wrong digest in a
@@ -8,6 +10,7 @@
  * comes off the wire, an AEAD ciphertext's, is checked and merely fails.
  */
 #include "gw/crypto.h"
+#include "gw/chachapoly.h"
 
 #include <blake2.h>
 #include <errno.h>
@@ -44,12 +47,41 @@ _Static_assert(GW_KEY_LEN == crypto_aead_xchacha20poly1305_IETF_KEYBYTES &&
 _Static_assert(GW_KEY_LEN == crypto_scalarmult_BYTES && GW_KEY_LEN == crypto_scalarmult_SCALARBYTES,
 	       "X25519 sizes disagree with libsodium");
 
+_Static_assert((int)GW_KEY_LEN == (int)GW_CHACHAPOLY_KEY_LEN &&
+		   (int)GW_AEAD_TAG_LEN == (int)GW_CHACHAPOLY_TAG_LEN &&
+		   (int)AEAD_NONCE_LEN == (int)GW_CHACHAPOLY_NONCE_LEN,
+	       "ChaCha20-Poly1305 sizes disagree with lib/chachapoly.c");
+
+/* Written by gw_crypto_init() only, before any thread encrypts. */
+static bool aead_avx2;
+
+/* GW_AEAD: unset, empty or "auto" (AVX2 when usable), "libsodium", "avx2". */
+static int aead_select(const char *want)
+{
+	bool usable = gw_chachapoly_avx2_usable();
+
+	if (!want || !*want || !strcmp(want, "auto"))
+		aead_avx2 = usable;
+	else if (!strcmp(want, "libsodium"))
+		aead_avx2 = false;
+	else if (!strcmp(want, "avx2") && usable)
+		aead_avx2 = true;
+	else
+		return strcmp(want, "avx2") ? -EINVAL : -ENOTSUP;
+	return 0;
+}
+
 int gw_crypto_init(void)
 {
 	/* 0: initialised now, 1: already initialised, -1: no usable RNG etc. */
 	if (sodium_init() < 0)
 		return -EIO;
-	return 0;
+	return aead_select(getenv("GW_AEAD"));
+}
+
+const char *gw_aead_impl_name(void)
+{
+	return aead_avx2 ? "avx2" : "libsodium";
 }
 
 static blake2s_state *b2_state(struct gw_blake2s *s)
@@ -203,7 +235,31 @@ void gw_aead_encrypt(uint8_t *dst, const uint8_t *src, size_t srclen, const uint
 	uint8_t n[AEAD_NONCE_LEN];
 
 	wg_nonce(n, nonce);
-	crypto_aead_chacha20poly1305_ietf_encrypt(dst, NULL, src, srclen, ad, adlen, NULL, n, key);
+	if (aead_avx2 && srclen <= GW_CHACHAPOLY_MAX_LEN)
+		gw_chachapoly_avx2_seal(dst, src, srclen, ad, adlen, n, key);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt(dst, NULL, src, srclen, ad, adlen, NULL,
+							  n, key);
+}
+
+/*
+ * The AVX2 open decrypts as it MACs, so the plaintext is wiped when the tag
+ * turns out wrong; the expected tag is wiped too (it would be a valid tag
+ * for a forged ciphertext).
+ */
+static bool avx2_open(uint8_t *dst, const uint8_t *src, size_t srclen, const uint8_t *ad,
+		      size_t adlen, const uint8_t *npub, const uint8_t *key)
+{
+	size_t len = srclen - GW_AEAD_TAG_LEN;
+	uint8_t tag[GW_AEAD_TAG_LEN];
+	bool ok;
+
+	gw_chachapoly_avx2_open(dst, src, len, ad, adlen, npub, key, tag);
+	ok = sodium_memcmp(tag, src + len, sizeof(tag)) == 0;
+	sodium_memzero(tag, sizeof(tag));
+	if (!ok && len)
+		sodium_memzero(dst, len);
+	return ok;
 }
 
 bool gw_aead_decrypt(uint8_t *dst, const uint8_t *src, size_t srclen, const uint8_t *ad,
@@ -212,6 +268,9 @@ bool gw_aead_decrypt(uint8_t *dst, const uint8_t *src, size_t srclen, const uint
 	uint8_t n[AEAD_NONCE_LEN];
 
 	wg_nonce(n, nonce);
+	if (aead_avx2 && srclen >= GW_AEAD_TAG_LEN &&
+	    srclen - GW_AEAD_TAG_LEN <= GW_CHACHAPOLY_MAX_LEN)
+		return avx2_open(dst, src, srclen, ad, adlen, n, key);
 	return aead_open(crypto_aead_chacha20poly1305_ietf_decrypt, dst, src, srclen, ad, adlen, n,
 			 key);
 }

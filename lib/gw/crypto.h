@@ -23,8 +23,17 @@ enum gw_crypto_sizes {
 	GW_MAC_LEN = 16,	 /* WireGuard mac1/mac2: BLAKE2s-128 */
 };
 
-/* Must be called once before anything else here; 0 or -errno. */
+/*
+ * Must be called once before anything else here (and before threads use the
+ * AEAD); 0 or -errno. It chooses the ChaCha20-Poly1305 code from the
+ * environment variable GW_AEAD: unset or "auto" takes lib/chachapoly.c's
+ * AVX2 code when the CPU has AVX2 and libsodium otherwise, "libsodium"
+ * always libsodium, "avx2" the AVX2 code or fails with -ENOTSUP; any other
+ * value fails with -EINVAL.
+ */
 int gw_crypto_init(void);
+/* "avx2" or "libsodium": what gw_aead_encrypt/decrypt run on. */
+const char *gw_aead_impl_name(void);
 
 /* Incremental BLAKE2s; opaque storage big enough for libb2's state. */
 struct gw_blake2s {
