@@ -561,7 +561,11 @@ int main(int argc, char **argv)
 		}
 	}
 	err = gw_crypto_init();
-	if (!err)
+	if (err)
+		/* -EINVAL, -ENOTSUP: GW_AEAD names no code, or code this CPU lacks. */
+		fprintf(stderr, "gwd: cannot set up crypto (GW_AEAD=%s)\n",
+			getenv("GW_AEAD") ? getenv("GW_AEAD") : "");
+	else
 		err = start(&d, &o);
 	if (err) {
 		fprintf(stderr, "gwd: failed to start %s: %s\n", o.ifname, strerror(-err));
@@ -572,7 +576,8 @@ int main(int argc, char **argv)
 	err = gw_daemon_ready(notify, 0, "gwd", log_level(&o));
 	if (err)
 		gw_warn("gwd: detaching: %s", strerror(-err));
-	gw_info("gwd %s: interface %s up, UDP port %u", GW_VERSION, o.ifname, d.dev->listen_port);
+	gw_info("gwd %s: interface %s up, UDP port %u, ChaCha20-Poly1305 on %s", GW_VERSION,
+		o.ifname, d.dev->listen_port, gw_aead_impl_name());
 	err = gw_loop_run(d.loop);
 	if (err)
 		gw_err("gwd: event loop failed: %s", strerror(-err));
