@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Cryptographic primitives WireGuard needs, on libb2 (BLAKE2s) and libsodium
- * (ChaCha20-Poly1305, XChaCha20-Poly1305, X25519, randomness, secure memory).
+ * (ChaCha20-Poly1305, XChaCha20-Poly1305, X25519, randomness, secure memory);
+ * ChaCha20-Poly1305 runs on lib/chachapoly.c's AVX2 code where the CPU has
+ * AVX2 (see gw_crypto_init).
  *
  * Callers own every buffer. Decryption is warn_unused_result and zeroes its
  * output on failure. Secrets belong in gw_secret_alloc() memory.
