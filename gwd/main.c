@@ -378,7 +378,7 @@ struct daemon {
 	struct gwd_device *dev;
 	struct gwd_uapi_server *srv;
 	struct gwd_syncsock *sync;
-	struct gwd_metrics *metrics;
+	struct gw_metrics_endpoint *metrics;
 	int lock_fd;
 	char path[PATH_MAX];
 };
@@ -479,7 +479,7 @@ static int start_metrics(struct daemon *d, const struct options *o)
 		return err;
 	}
 	gw_info("gwd: metrics on http://%s/metrics (port %u)%s", o->metrics,
-		gwd_metrics_port(d->metrics), o->metrics_per_peer ? ", per peer" : "");
+		gw_metrics_endpoint_port(d->metrics), o->metrics_per_peer ? ", per peer" : "");
 	return 0;
 }
 
@@ -533,7 +533,7 @@ static int start(struct daemon *d, const struct options *o)
 
 static void stop(struct daemon *d)
 {
-	gwd_metrics_close(d->metrics);
+	gw_metrics_endpoint_close(d->metrics);
 	gwd_syncsock_close(d->sync);
 	gwd_uapi_server_close(d->srv);
 	gwd_device_free(d->dev);

@@ -8,11 +8,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cluster.h"
-#include "gw/httpd.h"
 #include "gw/key.h"
 #include "peer.h"
 #include "region.h"
@@ -214,11 +215,189 @@ static double ts_seconds(const struct timespec *ts)
 	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
 }
 
-static void write_cluster(const struct gwd_device *dev, const struct peer_totals *t,
-			  struct gw_metrics *m)
+/*
+ * The figures that are neither device nor cluster counters, gathered once
+ * per scrape (the peers' in one pass over them).
+ */
+struct node_figures {
+	double start_time, last_handshake; /* 0: not exported */
+	uint64_t listen_port, peers, sessions, staged, under_load;
+	uint64_t incarnation, boot, master, syncd_connected;
+	uint64_t owned, sess_owned, sess_standby, headroom_min, send_epoch_max, tombstones;
+};
+
+enum figure_src { FROM_NODE, FROM_CLUSTER_STATS, FROM__COUNT };
+enum figure_when {
+	ALWAYS,
+	IF_POSITIVE, /* an optional timestamp: written only when set */
+	IF_HEADROOM, /* only while some owned peer's current keypair holds a region */
+};
+
+/*
+ * One sample per row, read from a struct at an offset: a uint64_t, or a
+ * double for f64 rows. Consecutive rows with the same name are one family
+ * (help and type from its first row) and carry a label each.
+ */
+struct figure {
+	const char *name;
+	enum gw_metric_type type;
+	const char *help;
+	enum figure_src src;
+	size_t off;
+	enum figure_when when;
+	bool f64;
+	const char *label, *value;
+};
+
+#define NODE(f) .src = FROM_NODE, .off = offsetof(struct node_figures, f)
+#define STAT(f) .src = FROM_CLUSTER_STATS, .off = offsetof(struct gwd_cluster_stats, f)
+#define COUNTER GW_METRIC_COUNTER
+#define GAUGE	GW_METRIC_GAUGE
+
+static const struct figure device_figures[] = {
+    {"gwd_start_time_seconds", GAUGE, "Unix time gwd started.", NODE(start_time),
+     .when = IF_POSITIVE, .f64 = true},
+    {"gwd_listen_port", GAUGE, "UDP port gwd listens on.", NODE(listen_port)},
+    {"gwd_peers", GAUGE, "Configured peers.", NODE(peers)},
+    {"gwd_peers_with_session", GAUGE, "Peers with a live session (a keypair that has not expired).",
+     NODE(sessions)},
+    {"gwd_last_handshake_timestamp_seconds", GAUGE,
+     "Unix time of the latest handshake completed with any peer.", NODE(last_handshake),
+     .when = IF_POSITIVE, .f64 = true},
+    {"gwd_staged_packets", GAUGE, "Outbound packets waiting for a session, over all peers.",
+     NODE(staged)},
+    {"gwd_under_load", GAUGE, "1 while handshakes are under load (cookies demanded), else 0.",
+     NODE(under_load)},
+};
+
+static const struct figure cluster_figures[] = {
+    {"gwd_cluster_incarnation", GAUGE,
+     "Incarnation in the counter regions: the boot counter mod 4096.", NODE(incarnation)},
+    {"gwd_cluster_boot", GAUGE, "Boot counter, incremented durably at every start.", NODE(boot)},
+    {"gwd_cluster_master", GAUGE, "1 while the node claims every peer (VRRP master), else 0.",
+     NODE(master)},
+    {"gwd_cluster_syncd_connected", GAUGE,
+     "1 while syncd is subscribed to the session socket, else 0.", NODE(syncd_connected)},
+    {"gwd_peers_owned", GAUGE, "Peers this node sends for (their owner).", NODE(owned)},
+    {"gwd_sessions_owned", GAUGE, "Owned peers with a live session.", NODE(sess_owned)},
+    {"gwd_sessions_standby", GAUGE,
+     "Peers owned elsewhere whose live session is held here (replicated).", NODE(sess_standby)},
+    {"gwd_ownership_claims_total", COUNTER, "Peers this node claimed (takeovers).",
+     STAT(ownership_claims)},
+    {"gwd_ownership_releases_total", COUNTER, "Peers this node released.",
+     STAT(ownership_releases)},
+    {"gwd_ownership_lost_total", COUNTER,
+     "Peers another node took over with a greater ownership epoch.", STAT(ownership_lost)},
+    {"gwd_region_claims_total", COUNTER, "Counter regions claimed.", STAT(region_claims)},
+    {"gwd_region_claims_refused_total", COUNTER,
+     "Region claims refused: epochs exhausted, or the reuse holdoff.", STAT(region_refused)},
+    {"gwd_region_headroom_min", GAUGE,
+     "Fewest counters left in the region of an owned peer's current keypair (a region holds "
+     "2^28; absent when none holds one).",
+     NODE(headroom_min), .when = IF_HEADROOM},
+    {"gwd_region_send_epoch_max", GAUGE,
+     "Greatest region epoch sent with by an owned peer's current keypair (4095 is the last).",
+     NODE(send_epoch_max), .when = IF_HEADROOM},
+    {"gwd_session_exports_total", COUNTER, "Peer sessions exported to syncd.", STAT(exports)},
+    {"gwd_session_export_rx_total", COUNTER, "Receive high-water marks exported to syncd.",
+     STAT(export_rx)},
+    {"gwd_session_export_batches_total", COUNTER, "Session batches handed to syncd.",
+     STAT(export_batches)},
+    {"gwd_session_export_busy_total", COUNTER,
+     "Session exports deferred because the socket to syncd was full.", STAT(export_busy)},
+    {"gwd_session_imports_total", COUNTER, "Peer sessions imported from other nodes.",
+     STAT(imports)},
+    {"gwd_session_import_keypairs_total", COUNTER, "Keypairs installed by imports.",
+     STAT(import_keypairs)},
+    {"gwd_session_import_rx_total", COUNTER, "Receive high-water marks applied by imports.",
+     STAT(import_rx)},
+    {"gwd_session_import_refused_total", COUNTER, "Imported entries refused, by reason.",
+     STAT(import_rejected), .label = "reason", .value = "rejected"},
+    {"gwd_session_import_refused_total", COUNTER, NULL, STAT(import_unknown_peer),
+     .label = "reason", .value = "unknown_peer"},
+    {"gwd_session_import_refused_total", COUNTER, NULL, STAT(import_tombstoned), .label = "reason",
+     .value = "tombstoned"},
+    {"gwd_session_import_refused_total", COUNTER, NULL, STAT(import_expired), .label = "reason",
+     .value = "expired"},
+    {"gwd_standby_silenced_total", COUNTER,
+     "Handshake initiations left unanswered because another node owns the peer.",
+     STAT(standby_silenced)},
+    {"gwd_dropped_not_owner_total", COUNTER,
+     "Packets from the TUN for peers another node owns, dropped (and staged ones dropped when "
+     "ownership was lost).",
+     STAT(drop_not_owner)},
+    {"gwd_takeover_rekeys_total", COUNTER, "Handshakes started by paced rekeys after a takeover.",
+     STAT(takeover_rekeys)},
+    {"gwd_keypair_tombstones", GAUGE, "Dropped keypairs that imports may not bring back.",
+     NODE(tombstones)},
+};
+
+#undef NODE
+#undef STAT
+#undef COUNTER
+#undef GAUGE
+
+static void write_figures(const struct figure *rows, size_t n, const void *const src[FROM__COUNT],
+			  bool headroom, struct gw_metrics *m)
+{
+	const char *open = NULL; /* the family written last */
+
+	for (size_t i = 0; i < n; i++) {
+		const struct figure *r = &rows[i];
+		const char *at = (const char *)src[r->src] + r->off;
+		const struct gw_metric_label l = {r->label, r->value};
+		uint64_t u = 0;
+		double d = 0;
+
+		if (r->f64)
+			memcpy(&d, at, sizeof(d));
+		else
+			memcpy(&u, at, sizeof(u));
+		if ((r->when == IF_POSITIVE && !(r->f64 ? d > 0 : u > 0)) ||
+		    (r->when == IF_HEADROOM && !headroom))
+			continue;
+		if (!open || strcmp(open, r->name))
+			gw_metrics_family(m, r->name, r->type, r->help);
+		open = r->name;
+		if (r->f64)
+			gw_metrics_sample_f64(m, r->label ? &l : NULL, r->label != NULL, d);
+		else
+			gw_metrics_sample_u64(m, r->label ? &l : NULL, r->label != NULL, u);
+	}
+}
+
+static void node_figures(struct gwd_device *dev, const struct gwd_metrics_options *opt,
+			 const struct peer_totals *t, struct node_figures *nf)
 {
 	const struct gwd_cluster *c = dev->cluster;
-	const struct gwd_cluster_stats *st = &c->stats;
+
+	*nf = (struct node_figures){
+	    .start_time = opt ? opt->start_time_s : 0,
+	    .last_handshake = ts_seconds(&t->last_handshake),
+	    .listen_port = dev->listen_port,
+	    .peers = dev->npeers,
+	    .sessions = t->sessions,
+	    .staged = t->staged,
+	    .under_load = gwd_device_under_load(dev, false),
+	    .owned = t->owned,
+	    .sess_owned = t->sess_owned,
+	    .sess_standby = t->sess_standby,
+	    .headroom_min = t->headroom_min,
+	    .send_epoch_max = t->send_epoch_max,
+	};
+	if (!c)
+		return;
+	nf->incarnation = c->incarnation;
+	nf->boot = c->boot;
+	nf->master = c->master;
+	nf->syncd_connected = c->sink != NULL;
+	nf->tombstones = gwd_cluster_tombstone_count(c);
+}
+
+static void write_cluster(const struct gwd_device *dev, const void *const src[FROM__COUNT],
+			  bool headroom, struct gw_metrics *m)
+{
+	const struct gwd_cluster *c = dev->cluster;
 	char node[4];
 
 	snprintf(node, sizeof(node), "%u", c->node_id);
@@ -229,100 +408,27 @@ static void write_cluster(const struct gwd_device *dev, const struct peer_totals
 	    (struct gw_metric_label[]){{"node_id", node},
 				       {"mode", c->claim_on_receive ? "anycast" : "vrrp"}},
 	    2, 1);
-	gw_metrics_one_u64(m, "gwd_cluster_incarnation", GW_METRIC_GAUGE,
-			   "Incarnation in the counter regions: the boot counter mod 4096.",
-			   c->incarnation);
-	gw_metrics_one_u64(m, "gwd_cluster_boot", GW_METRIC_GAUGE,
-			   "Boot counter, incremented durably at every start.", c->boot);
-	gw_metrics_one_u64(m, "gwd_cluster_master", GW_METRIC_GAUGE,
-			   "1 while the node claims every peer (VRRP master), else 0.", c->master);
-	gw_metrics_one_u64(m, "gwd_cluster_syncd_connected", GW_METRIC_GAUGE,
-			   "1 while syncd is subscribed to the session socket, else 0.",
-			   c->sink != NULL);
-	gw_metrics_one_u64(m, "gwd_peers_owned", GW_METRIC_GAUGE,
-			   "Peers this node sends for (their owner).", t->owned);
-	gw_metrics_one_u64(m, "gwd_sessions_owned", GW_METRIC_GAUGE,
-			   "Owned peers with a live session.", t->sess_owned);
-	gw_metrics_one_u64(m, "gwd_sessions_standby", GW_METRIC_GAUGE,
-			   "Peers owned elsewhere whose live session is held here (replicated).",
-			   t->sess_standby);
-	gw_metrics_one_u64(m, "gwd_ownership_claims_total", GW_METRIC_COUNTER,
-			   "Peers this node claimed (takeovers).", st->ownership_claims);
-	gw_metrics_one_u64(m, "gwd_ownership_releases_total", GW_METRIC_COUNTER,
-			   "Peers this node released.", st->ownership_releases);
-	gw_metrics_one_u64(m, "gwd_ownership_lost_total", GW_METRIC_COUNTER,
-			   "Peers another node took over with a greater ownership epoch.",
-			   st->ownership_lost);
-	gw_metrics_one_u64(m, "gwd_region_claims_total", GW_METRIC_COUNTER,
-			   "Counter regions claimed.", st->region_claims);
-	gw_metrics_one_u64(m, "gwd_region_claims_refused_total", GW_METRIC_COUNTER,
-			   "Region claims refused: epochs exhausted, or the reuse holdoff.",
-			   st->region_refused);
-	if (t->has_headroom) {
-		gw_metrics_one_u64(m, "gwd_region_headroom_min", GW_METRIC_GAUGE,
-				   "Fewest counters left in the region of an owned peer's current "
-				   "keypair (a region holds 2^28; absent when none holds one).",
-				   t->headroom_min);
-		gw_metrics_one_u64(m, "gwd_region_send_epoch_max", GW_METRIC_GAUGE,
-				   "Greatest region epoch sent with by an owned peer's current "
-				   "keypair (4095 is the last).",
-				   t->send_epoch_max);
-	}
-	gw_metrics_one_u64(m, "gwd_session_exports_total", GW_METRIC_COUNTER,
-			   "Peer sessions exported to syncd.", st->exports);
-	gw_metrics_one_u64(m, "gwd_session_export_rx_total", GW_METRIC_COUNTER,
-			   "Receive high-water marks exported to syncd.", st->export_rx);
-	gw_metrics_one_u64(m, "gwd_session_export_batches_total", GW_METRIC_COUNTER,
-			   "Session batches handed to syncd.", st->export_batches);
-	gw_metrics_one_u64(m, "gwd_session_export_busy_total", GW_METRIC_COUNTER,
-			   "Session exports deferred because the socket to syncd was full.",
-			   st->export_busy);
-	gw_metrics_one_u64(m, "gwd_session_imports_total", GW_METRIC_COUNTER,
-			   "Peer sessions imported from other nodes.", st->imports);
-	gw_metrics_one_u64(m, "gwd_session_import_keypairs_total", GW_METRIC_COUNTER,
-			   "Keypairs installed by imports.", st->import_keypairs);
-	gw_metrics_one_u64(m, "gwd_session_import_rx_total", GW_METRIC_COUNTER,
-			   "Receive high-water marks applied by imports.", st->import_rx);
-	if (!gw_metrics_family(m, "gwd_session_import_refused_total", GW_METRIC_COUNTER,
-			       "Imported entries refused, by reason.")) {
-		static const char *const why[] = {"rejected", "unknown_peer", "tombstoned",
-						  "expired"};
-		const uint64_t v[] = {st->import_rejected, st->import_unknown_peer,
-				      st->import_tombstoned, st->import_expired};
-
-		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-			gw_metrics_sample_u64(m, (struct gw_metric_label[]){{"reason", why[i]}}, 1,
-					      v[i]);
-	}
-	gw_metrics_one_u64(m, "gwd_standby_silenced_total", GW_METRIC_COUNTER,
-			   "Handshake initiations left unanswered because another node owns the "
-			   "peer.",
-			   st->standby_silenced);
-	gw_metrics_one_u64(m, "gwd_dropped_not_owner_total", GW_METRIC_COUNTER,
-			   "Packets from the TUN for peers another node owns, dropped (and "
-			   "staged ones dropped when ownership was lost).",
-			   st->drop_not_owner);
-	gw_metrics_one_u64(m, "gwd_takeover_rekeys_total", GW_METRIC_COUNTER,
-			   "Handshakes started by paced rekeys after a takeover.",
-			   st->takeover_rekeys);
-	gw_metrics_one_u64(m, "gwd_keypair_tombstones", GW_METRIC_GAUGE,
-			   "Dropped keypairs that imports may not bring back.",
-			   gwd_cluster_tombstone_count(c));
+	write_figures(cluster_figures, sizeof(cluster_figures) / sizeof(cluster_figures[0]), src,
+		      headroom, m);
 }
 
-/* One per-peer family: name, type and how to read the value. */
-enum peer_figure { PF_RX_BYTES, PF_TX_BYTES, PF_RX_PACKETS, PF_TX_PACKETS, PF_LAST_HANDSHAKE };
-
-static const struct family peer_families[] = {
-    [PF_RX_BYTES] = {"gwd_peer_rx_bytes_total", "peer",
-		     "UDP payload bytes received from the peer (as wg's transfer)."},
-    [PF_TX_BYTES] = {"gwd_peer_tx_bytes_total", "peer",
-		     "UDP payload bytes sent to the peer (as wg's transfer)."},
-    [PF_RX_PACKETS] = {"gwd_peer_rx_packets_total", "peer",
-		       "Authenticated UDP datagrams received from the peer."},
-    [PF_TX_PACKETS] = {"gwd_peer_tx_packets_total", "peer", "UDP datagrams sent to the peer."},
-    [PF_LAST_HANDSHAKE] = {"gwd_peer_last_handshake_timestamp_seconds", "peer",
-			   "Unix time of the peer's last completed handshake (0: never)."},
+/* The per-peer families: a peer counter each, or the last handshake's time (stat -1). */
+static const struct peer_family {
+	const char *name;
+	enum gw_metric_type type;
+	const char *help;
+	int stat;
+} peer_families[] = {
+    {"gwd_peer_rx_bytes_total", GW_METRIC_COUNTER,
+     "UDP payload bytes received from the peer (as wg's transfer).", GWD_STAT_RX_BYTES},
+    {"gwd_peer_tx_bytes_total", GW_METRIC_COUNTER,
+     "UDP payload bytes sent to the peer (as wg's transfer).", GWD_STAT_TX_BYTES},
+    {"gwd_peer_rx_packets_total", GW_METRIC_COUNTER,
+     "Authenticated UDP datagrams received from the peer.", GWD_STAT_RX_PACKETS},
+    {"gwd_peer_tx_packets_total", GW_METRIC_COUNTER, "UDP datagrams sent to the peer.",
+     GWD_STAT_TX_PACKETS},
+    {"gwd_peer_last_handshake_timestamp_seconds", GW_METRIC_GAUGE,
+     "Unix time of the peer's last completed handshake (0: never).", -1},
 };
 
 /*
@@ -339,36 +445,19 @@ static int write_peers(const struct gwd_device *dev, struct gw_metrics *m)
 	for (const struct gwd_peer *p = dev->peers_head; p && i < dev->npeers; p = p->next)
 		gw_key_to_base64(keys[i++], p->noise.public_key);
 	for (size_t f = 0; f < sizeof(peer_families) / sizeof(peer_families[0]); f++) {
-		const struct family *fam = &peer_families[f];
-		int err = gw_metrics_family(
-		    m, fam->name, f == PF_LAST_HANDSHAKE ? GW_METRIC_GAUGE : GW_METRIC_COUNTER,
-		    fam->help);
+		const struct peer_family *fam = &peer_families[f];
+		int err = gw_metrics_family(m, fam->name, fam->type, fam->help);
 
 		i = 0;
 		for (const struct gwd_peer *p = dev->peers_head; !err && p && i < dev->npeers;
 		     p = p->next, i++) {
 			const struct gw_metric_label l = {"peer", keys[i]};
 
-			switch (f) {
-			case PF_RX_BYTES:
-				err = gw_metrics_sample_u64(m, &l, 1, p->stats[GWD_STAT_RX_BYTES]);
-				break;
-			case PF_TX_BYTES:
-				err = gw_metrics_sample_u64(m, &l, 1, p->stats[GWD_STAT_TX_BYTES]);
-				break;
-			case PF_RX_PACKETS:
-				err =
-				    gw_metrics_sample_u64(m, &l, 1, p->stats[GWD_STAT_RX_PACKETS]);
-				break;
-			case PF_TX_PACKETS:
-				err =
-				    gw_metrics_sample_u64(m, &l, 1, p->stats[GWD_STAT_TX_PACKETS]);
-				break;
-			default:
+			if (fam->stat < 0)
 				err =
 				    gw_metrics_sample_f64(m, &l, 1, ts_seconds(&p->last_handshake));
-				break;
-			}
+			else
+				err = gw_metrics_sample_u64(m, &l, 1, p->stats[fam->stat]);
 		}
 		if (err) /* the scrape fails as a whole (the writer keeps the error): stop */
 			break;
@@ -381,31 +470,20 @@ int gwd_metrics_write(struct gwd_device *dev, const struct gwd_metrics_options *
 		      struct gw_metrics *m)
 {
 	struct peer_totals t;
+	struct node_figures nf;
+	const void *src[FROM__COUNT];
 
 	sum_peers(dev, &t);
+	node_figures(dev, opt, &t, &nf);
+	src[FROM_NODE] = &nf;
+	src[FROM_CLUSTER_STATS] = dev->cluster ? &dev->cluster->stats : NULL;
 	gw_metrics_family(m, "gwd_build_info", GW_METRIC_GAUGE, "gwd's version.");
 	gw_metrics_sample_u64(m, (struct gw_metric_label[]){{"version", GW_VERSION}}, 1, 1);
-	if (opt && opt->start_time_s > 0)
-		gw_metrics_one_f64(m, "gwd_start_time_seconds", GW_METRIC_GAUGE,
-				   "Unix time gwd started.", opt->start_time_s);
-	gw_metrics_one_u64(m, "gwd_listen_port", GW_METRIC_GAUGE, "UDP port gwd listens on.",
-			   dev->listen_port);
-	gw_metrics_one_u64(m, "gwd_peers", GW_METRIC_GAUGE, "Configured peers.", dev->npeers);
-	gw_metrics_one_u64(m, "gwd_peers_with_session", GW_METRIC_GAUGE,
-			   "Peers with a live session (a keypair that has not expired).",
-			   t.sessions);
-	if (t.last_handshake.tv_sec || t.last_handshake.tv_nsec)
-		gw_metrics_one_f64(m, "gwd_last_handshake_timestamp_seconds", GW_METRIC_GAUGE,
-				   "Unix time of the latest handshake completed with any peer.",
-				   ts_seconds(&t.last_handshake));
-	gw_metrics_one_u64(m, "gwd_staged_packets", GW_METRIC_GAUGE,
-			   "Outbound packets waiting for a session, over all peers.", t.staged);
-	gw_metrics_one_u64(m, "gwd_under_load", GW_METRIC_GAUGE,
-			   "1 while handshakes are under load (cookies demanded), else 0.",
-			   gwd_device_under_load(dev, false));
+	write_figures(device_figures, sizeof(device_figures) / sizeof(device_figures[0]), src,
+		      false, m);
 	write_stats(dev, m);
 	if (dev->cluster)
-		write_cluster(dev, &t, m);
+		write_cluster(dev, src, t.has_headroom, m);
 	if (opt && opt->per_peer)
 		return write_peers(dev, m);
 	return 0;
@@ -413,49 +491,22 @@ int gwd_metrics_write(struct gwd_device *dev, const struct gwd_metrics_options *
 
 /* --- The server ------------------------------------------------------------------- */
 
-struct gwd_metrics {
+struct scrape_ctx {
 	struct gwd_device *dev;
 	struct gwd_metrics_options opt;
-	struct gw_httpd *httpd;
 };
 
-static int scrape(void *arg, struct gw_metrics *m)
+static int render(void *arg, struct gw_metrics *m)
 {
-	struct gwd_metrics *gm = arg;
-	int err = gwd_metrics_write(gm->dev, &gm->opt, m);
+	const struct scrape_ctx *c = arg;
 
-	return err ? err : gw_httpd_write_metrics(gm->httpd, m, "gwd");
+	return gwd_metrics_write(c->dev, &c->opt, m);
 }
 
-int gwd_metrics_open(struct gwd_metrics **out, struct gwd_device *dev, const char *addr,
+int gwd_metrics_open(struct gw_metrics_endpoint **out, struct gwd_device *dev, const char *addr,
 		     const struct gwd_metrics_options *opt)
 {
-	struct gwd_metrics *gm = calloc(1, sizeof(*gm));
-	int err;
+	const struct scrape_ctx c = {dev, opt ? *opt : (struct gwd_metrics_options){0}};
 
-	if (!gm)
-		return -ENOMEM;
-	gm->dev = dev;
-	if (opt)
-		gm->opt = *opt;
-	err = gw_httpd_open(&gm->httpd, dev->loop, addr, scrape, gm);
-	if (err) {
-		free(gm);
-		return err;
-	}
-	*out = gm;
-	return 0;
-}
-
-void gwd_metrics_close(struct gwd_metrics *gm)
-{
-	if (!gm)
-		return;
-	gw_httpd_close(gm->httpd);
-	free(gm);
-}
-
-uint16_t gwd_metrics_port(const struct gwd_metrics *gm)
-{
-	return gw_httpd_port(gm->httpd);
+	return gw_metrics_endpoint_open(out, dev->loop, addr, "gwd", render, &c, sizeof(c));
 }

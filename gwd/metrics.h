@@ -21,6 +21,7 @@
 
 #include "device.h"
 #include "gw/metrics.h"
+#include "gw/metrics_endpoint.h"
 
 struct gwd_metrics_options {
 	bool per_peer;	     /* the gwd_peer_* families */
@@ -41,17 +42,13 @@ int gwd_metrics_write(struct gwd_device *dev, const struct gwd_metrics_options *
 void gwd_metrics_stat_name(enum gwd_stat s, const char **family, const char **label,
 			   const char **value);
 
-struct gwd_metrics;
-
 /*
- * Serves dev's metrics at http://addr/metrics (gw_httpd_open: "IP:PORT",
- * "[IPv6]:PORT") until gwd_metrics_close(). 0, -EINVAL for an unparsable
- * addr, or -errno from the listener (-EADDRINUSE: the port is taken).
+ * Serves dev's metrics and the server's own gwd_metrics_* families at
+ * http://addr/metrics (gw_metrics_endpoint_open: "IP:PORT", "[IPv6]:PORT")
+ * until gw_metrics_endpoint_close(). 0, -EINVAL for an unparsable addr, or
+ * -errno from the listener (-EADDRINUSE: the port is taken).
  */
-int gwd_metrics_open(struct gwd_metrics **out, struct gwd_device *dev, const char *addr,
+int gwd_metrics_open(struct gw_metrics_endpoint **out, struct gwd_device *dev, const char *addr,
 		     const struct gwd_metrics_options *opt);
-/* NULL is a no-op. */
-void gwd_metrics_close(struct gwd_metrics *gm);
-uint16_t gwd_metrics_port(const struct gwd_metrics *gm);
 
 #endif

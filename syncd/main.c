@@ -88,7 +88,7 @@ struct daemon {
 	struct gw_timer tick, relay_kick, stats;
 	uint64_t stats_period_ns, synced_checked_ns;
 	/* Metrics: the server, what it reads, and what only it counts. */
-	struct syncd_metrics *metrics;
+	struct gw_metrics_endpoint *metrics;
 	struct syncd_metrics_source msrc;
 	struct syncd_lag_clock lag;
 	uint64_t record_changes;
@@ -513,7 +513,7 @@ static int open_metrics(struct daemon *d)
 		return rc;
 	}
 	gw_info("syncd: metrics on http://%s/metrics (port %u)", d->cfg->metrics,
-		syncd_metrics_port(d->metrics));
+		gw_metrics_endpoint_port(d->metrics));
 	return 0;
 }
 
@@ -581,7 +581,7 @@ static int start(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
-	syncd_metrics_close(d->metrics);
+	gw_metrics_endpoint_close(d->metrics);
 	if (d->loop) {
 		gw_timer_cancel(d->loop, &d->tick);
 		if (d->relay) {

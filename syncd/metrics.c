@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "gw/httpd.h"
-
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 void syncd_lag_observe(struct syncd_lag_clock *lc, const struct syncd_replica *r, uint64_t now_ns)
@@ -407,48 +405,22 @@ int syncd_metrics_write(const struct syncd_metrics_source *src, uint64_t now_ns,
 
 /* --- The server ------------------------------------------------------------------- */
 
-struct syncd_metrics {
+struct scrape_ctx {
 	const struct syncd_metrics_source *src;
 	struct gw_loop *loop;
-	struct gw_httpd *httpd;
 };
 
-static int scrape(void *arg, struct gw_metrics *m)
+static int render(void *arg, struct gw_metrics *m)
 {
-	struct syncd_metrics *sm = arg;
-	int err = syncd_metrics_write(sm->src, gw_loop_now(sm->loop), m);
+	const struct scrape_ctx *c = arg;
 
-	return err ? err : gw_httpd_write_metrics(sm->httpd, m, "syncd");
+	return syncd_metrics_write(c->src, gw_loop_now(c->loop), m);
 }
 
-int syncd_metrics_open(struct syncd_metrics **out, struct gw_loop *loop, const char *addr,
+int syncd_metrics_open(struct gw_metrics_endpoint **out, struct gw_loop *loop, const char *addr,
 		       const struct syncd_metrics_source *src)
 {
-	struct syncd_metrics *sm = calloc(1, sizeof(*sm));
-	int err;
+	const struct scrape_ctx c = {src, loop};
 
-	if (!sm)
-		return -ENOMEM;
-	sm->src = src;
-	sm->loop = loop;
-	err = gw_httpd_open(&sm->httpd, loop, addr, scrape, sm);
-	if (err) {
-		free(sm);
-		return err;
-	}
-	*out = sm;
-	return 0;
-}
-
-void syncd_metrics_close(struct syncd_metrics *sm)
-{
-	if (!sm)
-		return;
-	gw_httpd_close(sm->httpd);
-	free(sm);
-}
-
-uint16_t syncd_metrics_port(const struct syncd_metrics *sm)
-{
-	return gw_httpd_port(sm->httpd);
+	return gw_metrics_endpoint_open(out, loop, addr, "syncd", render, &c, sizeof(c));
 }

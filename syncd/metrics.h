@@ -19,6 +19,7 @@
 #include "config.h"
 #include "gw/loop.h"
 #include "gw/metrics.h"
+#include "gw/metrics_endpoint.h"
 #include "relay.h"
 #include "replica.h"
 #include "store.h"
@@ -74,18 +75,14 @@ struct syncd_metrics_source {
 int syncd_metrics_write(const struct syncd_metrics_source *src, uint64_t now_ns,
 			struct gw_metrics *m);
 
-struct syncd_metrics;
-
 /*
  * Serves the metrics of *src (read at each scrape, so the daemon may fill
- * it after this call; it must outlive the server) at http://addr/metrics.
- * 0, -EINVAL for an unparsable addr, or -errno from the listener
- * (-EADDRINUSE: the port is taken).
+ * it after this call; it must outlive the server) and the server's own
+ * syncd_metrics_* families at http://addr/metrics until
+ * gw_metrics_endpoint_close(). 0, -EINVAL for an unparsable addr, or -errno
+ * from the listener (-EADDRINUSE: the port is taken).
  */
-int syncd_metrics_open(struct syncd_metrics **out, struct gw_loop *loop, const char *addr,
+int syncd_metrics_open(struct gw_metrics_endpoint **out, struct gw_loop *loop, const char *addr,
 		       const struct syncd_metrics_source *src);
-/* NULL is a no-op. */
-void syncd_metrics_close(struct syncd_metrics *sm);
-uint16_t syncd_metrics_port(const struct syncd_metrics *sm);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gw/httpd.h"
+#include "gw/metrics_endpoint.h"
 
 enum src_mode {
 	SRC_OK,
@@ -415,6 +416,66 @@ Test(httpd, server_metrics)
 		cr_assert_str_eq(gw_metrics_data(&m, &len), "", "prefix '%s' wrote", bad[i]);
 	}
 	gw_metrics_free(&m);
+	fx_close(&f);
+}
+
+/* The endpoint's context is a copy: the caller's may go out of scope. */
+struct ep_ctx {
+	struct src *src;
+	unsigned tag;
+};
+
+static int ep_render(void *arg, struct gw_metrics *m)
+{
+	const struct ep_ctx *c = arg;
+
+	cr_assert_eq(c->tag, 0x5eed);
+	return src_write(c->src, m);
+}
+
+/* A metrics endpoint: the caller's families, then the server's own under the prefix. */
+Test(httpd, metrics_endpoint)
+{
+	static const char *const bad[] = {"", "bad prefix", "9lives",
+					  "a_prefix_longer_than_thirty_two_bytes"};
+	static const char self[] = "# HELP ep_metrics_scrapes_total Scrapes answered with 200 by "
+				   "the metrics server.\n# TYPE ep_metrics_scrapes_total counter\n"
+				   "ep_metrics_scrapes_total 0\n";
+	struct gw_metrics_endpoint *ep;
+	struct resp r;
+	struct fx f;
+
+	fx_open(&f);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(gw_metrics_endpoint_open(&ep, f.loop, "127.0.0.1:0", bad[i], ep_render,
+						      &(struct ep_ctx){&f.src, 0x5eed},
+						      sizeof(struct ep_ctx)),
+			     -EINVAL, "prefix '%s'", bad[i]);
+	cr_assert_eq(gw_metrics_endpoint_open(&ep, f.loop, "127.0.0.1:0", "ep", NULL, NULL, 0),
+		     -EINVAL);
+	cr_assert_eq(gw_metrics_endpoint_open(&ep, f.loop, "127.0.0.1:x", "ep", ep_render, NULL, 0),
+		     -EINVAL);
+	{
+		struct ep_ctx c = {&f.src, 0x5eed};
+
+		cr_assert_eq(gw_metrics_endpoint_open(&ep, f.loop, "127.0.0.1:0", "ep", ep_render,
+						      &c, sizeof(c)),
+			     0);
+		c.tag = 0;
+	}
+	f.port = gw_metrics_endpoint_port(ep);
+	cr_assert_neq(f.port, 0);
+	request_str(&f, "GET /metrics HTTP/1.1\r\n\r\n", &r);
+	cr_assert_eq(r.status, 200, "%s", r.head);
+	cr_assert_eq(strncmp(r.body, body_ok, strlen(body_ok)), 0, "%s", r.body);
+	cr_assert_eq(strncmp(r.body + strlen(body_ok), self, strlen(self)), 0, "%s", r.body);
+	cr_assert_not_null(strstr(r.body, "\nep_metrics_last_scrape_bytes 0\n"), "%s", r.body);
+	f.src.mode = SRC_FAIL;
+	request_str(&f, "GET /metrics HTTP/1.1\r\n\r\n", &r);
+	cr_assert_eq(r.status, 500);
+	cr_assert_eq(f.src.calls, 2);
+	gw_metrics_endpoint_close(ep);
+	gw_metrics_endpoint_close(NULL);
 	fx_close(&f);
 }
 
