@@ -11,16 +11,13 @@
  * desired side changes only while no operation is outstanding, so a batch's
  * outcome applies to the state it was planned from.
  *
- * At most one UAPI operation is outstanding on the one connection; its
- * timer fails it when gwd makes no progress for timeout_ms.
+ * At most one UAPI operation is outstanding on the one connection
+ * (uapi_conn.h), which fails it when gwd makes no progress for timeout_ms.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,17 +27,14 @@
 #include "gw/log.h"
 #include "gw/loop.h"
 #include "store.h"
-
-#define UAPI_DIR "/var/run/wireguard"
+#include "uapi_conn.h"
 
 enum {
-	IFNAME_MAX = 15,
+	IFNAME_MAX = SYNCD_UAPI_IFNAME_MAX,
 	LOAD_SLICE = 256,	/* records read from the store per step */
 	RELOAD_SLICE = 64,	/* changed records re-read per step */
 	INSTALL_SLICE = 1024,	/* steps of a get reply's installation per step */
 	EXAMINE_SLICE = 2048,	/* queued peers compared per batch */
-	RECV_CHUNK = 64 << 10,	/* bytes read per recv */
-	RECV_SLICE = 256 << 10, /* bytes read and parsed per readable event */
 	SLICE_NS = 4 * 1000000, /* one turn of work runs at most about this long */
 	STORE_RETRY_MS = 1000,	/* after a store error */
 	LOAD_KEY_MAX = 64,	/* stored keys are 32 bytes or "iface" */
@@ -67,14 +61,13 @@ struct syncd_applier {
 	struct keyq reload;
 	bool reload_iface;
 	/* gwd's side. */
-	int fd;
+	struct syncd_uapi_conn conn;
 	bool need_full, full_again, installing, absent_logged, failing;
 	/* A round: from the first operation after settling to the next settling; logged then. */
 	bool round_full, round_log;
 	uint64_t round_start;
 	enum op op;
 	struct sbuf out;
-	size_t out_off;
 	struct dev_state *in;
 	struct dev_state *dump;
 	struct ap_install inst;
@@ -83,7 +76,7 @@ struct syncd_applier {
 	unsigned retry_ms, failures_in_row;
 	bool added_since;
 	size_t round_added, round_removed, round_changed, round_sets;
-	struct gw_timer work, op_timer, retry, periodic;
+	struct gw_timer work, retry, periodic;
 };
 
 static struct gw_ratelimit fail_rl = GW_RATELIMIT_INIT(30 * GW_NSEC_PER_SEC, 3);
@@ -283,41 +276,6 @@ fail:
 
 /* --- The connection ------------------------------------------------------- */
 
-static void on_io(struct gw_loop *loop, int fd, uint32_t events, void *arg);
-
-static void conn_close(struct syncd_applier *a)
-{
-	if (a->fd < 0)
-		return;
-	gw_loop_del_fd(a->loop, a->fd);
-	close(a->fd);
-	a->fd = -1;
-}
-
-static int conn_open(struct syncd_applier *a)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	int fd, rc;
-
-	snprintf(sun.sun_path, sizeof(sun.sun_path), UAPI_DIR "/%s.sock", a->ifname);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* A unix stream connect does not wait: it is made or refused (EAGAIN: backlog full). */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	rc = gw_loop_add_fd(a->loop, fd, EPOLLIN, on_io, a);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	a->fd = fd;
-	return 0;
-}
-
 static bool absent(int rc)
 {
 	return rc == -ENOENT || rc == -ECONNREFUSED;
@@ -331,9 +289,7 @@ static void op_clear(struct syncd_applier *a)
 		a->in = NULL;
 	}
 	ap_sb_free(&a->out);
-	a->out_off = 0;
 	a->op = OP_NONE;
-	gw_timer_cancel(a->loop, &a->op_timer);
 }
 
 static const char *op_name(const struct syncd_applier *a)
@@ -357,7 +313,7 @@ static void fail(struct syncd_applier *a, int rc, const char *why)
 	if (a->op == OP_SET)
 		ap_state_batch_done(a->st, &a->batch, false);
 	op_clear(a);
-	conn_close(a);
+	syncd_uapi_conn_close(&a->conn);
 	if (a->dump) {
 		ap_dev_free(a->dump);
 		free(a->dump);
@@ -403,19 +359,6 @@ static void fail_io(struct syncd_applier *a, int rc)
 	fail(a, rc, why);
 }
 
-/* Something went through: gwd is alive, give it timeout_ms more. */
-static void progress(struct syncd_applier *a)
-{
-	gw_timer_arm_in(a->loop, &a->op_timer, (uint64_t)a->cfg.timeout_ms * GW_NSEC_PER_MSEC);
-}
-
-static void on_op_timeout(struct gw_loop *loop, struct gw_timer *t, void *arg)
-{
-	(void)loop;
-	(void)t;
-	fail_io(arg, -ETIMEDOUT);
-}
-
 static void recovered(struct syncd_applier *a)
 {
 	if (a->absent_logged)
@@ -429,43 +372,17 @@ static void recovered(struct syncd_applier *a)
 	a->stats.gwd_connected = true;
 }
 
-/* Sends what the socket takes; 0 or -errno. */
-static int send_some(struct syncd_applier *a)
-{
-	while (a->out_off < a->out.len) {
-		ssize_t n = send(a->fd, a->out.p + a->out_off, a->out.len - a->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return gw_loop_mod_fd(a->loop, a->fd, EPOLLIN | EPOLLOUT);
-		if (n < 0)
-			return errno == ECONNRESET ? -EPIPE : -errno;
-		a->out_off += (size_t)n;
-		progress(a);
-	}
-	return gw_loop_mod_fd(a->loop, a->fd, EPOLLIN);
-}
-
-/* Connects if need be and starts sending; on failure the caller fails the operation. */
+/* Starts the request in a->out; on failure the caller fails the operation. */
 static int start_op(struct syncd_applier *a, enum op op)
 {
-	int rc = 0;
-
 	a->op = op;
 	a->op_start = now_ns(a);
 	if (!a->round_start)
 		a->round_start = a->op_start;
-	if (a->fd < 0)
-		rc = conn_open(a);
-	if (rc)
-		return rc;
 	a->in = calloc(1, sizeof(*a->in));
 	if (!a->in)
 		return -ENOMEM;
-	progress(a);
-	return send_some(a);
+	return syncd_uapi_conn_request(&a->conn, a->out.p, a->out.len);
 }
 
 /* --- Operations ----------------------------------------------------------- */
@@ -536,51 +453,33 @@ static void answered(struct syncd_applier *a)
 		got_set(a);
 }
 
-/* Reads (and parses) up to RECV_SLICE bytes; 0, or -errno. */
-static int recv_some(struct syncd_applier *a)
+static int conn_feed(void *arg, const char *buf, size_t n)
 {
-	char *buf = malloc(RECV_CHUNK);
-	size_t total = 0;
-	int rc = 0;
+	struct syncd_applier *a = arg;
+	int rc = ap_dev_feed(a->in, buf, n);
 
-	if (!buf)
-		return -ENOMEM;
-	while (!rc && total < RECV_SLICE && !a->in->done) {
-		ssize_t n = recv(a->fd, buf, RECV_CHUNK, MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n < 0)
-			rc = errno == ECONNRESET ? -EPIPE : -errno;
-		else if (n == 0)
-			rc = -EPIPE;
-		else
-			rc = ap_dev_feed(a->in, buf, (size_t)n);
-		if (n > 0) {
-			gw_wipe(buf, (size_t)n);
-			total += (size_t)n;
-			progress(a);
-		}
-	}
-	free(buf);
-	return rc;
+	return rc ? rc : a->in->done;
 }
 
-/* Input while no operation is outstanding: gwd closed (restarted?) or spoke out of turn. */
-static void idle_input(struct syncd_applier *a)
+static void conn_answered(void *arg)
 {
-	char c;
-	ssize_t n = recv(a->fd, &c, 1, MSG_DONTWAIT);
+	answered(arg);
+}
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	conn_close(a);
+static void conn_failed(void *arg, int rc)
+{
+	fail_io(arg, rc);
+}
+
+/* The connection closed while idle: gwd closed it (restarted?) or spoke out of turn. */
+static void conn_idle_closed(void *arg, bool eof)
+{
+	struct syncd_applier *a = arg;
+
 	a->need_full = true;
 	a->round_log = true;
 	unconverged(a);
-	if (n == 0)
+	if (eof)
 		gw_info("syncd: gwd on %s closed its configuration connection; reconciling",
 			a->ifname);
 	else
@@ -588,26 +487,12 @@ static void idle_input(struct syncd_applier *a)
 	kick(a);
 }
 
-static void on_io(struct gw_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct syncd_applier *a = arg;
-	int rc = 0;
-
-	(void)loop;
-	(void)fd;
-	if (a->op == OP_NONE) {
-		idle_input(a);
-		return;
-	}
-	if (events & EPOLLOUT)
-		rc = send_some(a);
-	if (!rc && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		rc = recv_some(a);
-	if (rc)
-		fail_io(a, rc);
-	else if (a->in->done)
-		answered(a);
-}
+static const struct syncd_uapi_ops conn_ops = {
+    .feed = conn_feed,
+    .answered = conn_answered,
+    .failed = conn_failed,
+    .idle_closed = conn_idle_closed,
+};
 
 /* --- Work ------------------------------------------------------------------ */
 
@@ -707,7 +592,7 @@ static enum step step(struct syncd_applier *a)
 	if (a->loading)
 		return load_slice(a) ? STEP_MORE : STEP_STORE_FAILED;
 	if (a->op != OP_NONE)
-		return STEP_IDLE; /* on_io carries on */
+		return STEP_IDLE; /* the connection carries on */
 	if (a->installing) {
 		install_slice(a);
 		return STEP_MORE;
@@ -788,12 +673,10 @@ const struct syncd_apply_stats *syncd_applier_stats(struct syncd_applier *a)
 int syncd_applier_open(struct syncd_applier **out, const struct syncd_applier_config *cfg,
 		       struct gw_loop *loop)
 {
-	size_t len = cfg->ifname ? strlen(cfg->ifname) : 0;
 	struct syncd_applier *a;
 	int rc;
 
-	if (len == 0 || len > IFNAME_MAX || strchr(cfg->ifname, '/') || !strcmp(cfg->ifname, ".") ||
-	    !strcmp(cfg->ifname, "..") || !cfg->store)
+	if (!syncd_uapi_ifname_valid(cfg->ifname) || !cfg->store)
 		return -EINVAL;
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -804,7 +687,7 @@ int syncd_applier_open(struct syncd_applier **out, const struct syncd_applier_co
 		return rc;
 	}
 	a->cfg = *cfg;
-	memcpy(a->ifname, cfg->ifname, len + 1);
+	memcpy(a->ifname, cfg->ifname, strlen(cfg->ifname) + 1);
 	a->cfg.ifname = a->ifname;
 	if (!a->cfg.timeout_ms)
 		a->cfg.timeout_ms = SYNCD_APPLY_TIMEOUT_MS;
@@ -813,12 +696,12 @@ int syncd_applier_open(struct syncd_applier **out, const struct syncd_applier_co
 	if (!a->cfg.reconcile_min_ms)
 		a->cfg.reconcile_min_ms = SYNCD_APPLY_RECONCILE_MIN_MS;
 	a->loop = loop;
-	a->fd = -1;
+	/* Cannot fail: the name and the timeout were checked. */
+	(void)syncd_uapi_conn_init(&a->conn, loop, a->ifname, a->cfg.timeout_ms, 0, &conn_ops, a);
 	a->loading = true;
 	a->need_full = true;
 	a->round_log = true;
 	gw_timer_init(&a->work, on_work, a);
-	gw_timer_init(&a->op_timer, on_op_timeout, a);
 	gw_timer_init(&a->retry, on_retry, a);
 	gw_timer_init(&a->periodic, on_periodic, a);
 	*out = a;
@@ -836,7 +719,7 @@ void syncd_applier_close(struct syncd_applier *a)
 	if (a->op == OP_SET)
 		ap_state_batch_done(a->st, &a->batch, false);
 	op_clear(a);
-	conn_close(a);
+	syncd_uapi_conn_close(&a->conn);
 	if (a->dump) {
 		ap_dev_free(a->dump);
 		free(a->dump);

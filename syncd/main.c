@@ -84,6 +84,7 @@ struct daemon {
 	struct syncd_control *control;
 	struct syncd_relay *relay; /* NULL: SessionSocket = off */
 	struct syncd_relay_link *link;
+	struct syncd_gwd_stats_client *gwd_stats;
 	struct syncd_applier *applier;
 	struct gw_timer tick, relay_kick, stats;
 	uint64_t stats_period_ns, synced_checked_ns;
@@ -331,24 +332,40 @@ static void relay_ready_changed(void *arg, enum syncd_ready value)
 	write_synced_file(d, value);
 }
 
+static struct gw_ratelimit stats_rl = GW_RATELIMIT_INIT(60 * GW_NSEC_PER_SEC, 2);
+
+static void stats_failed(struct daemon *d, int rc)
+{
+	gw_log_rl(&stats_rl, GW_LOG_WARN, "syncd: gwd's stats on %s: %s", d->cfg->ifname,
+		  strerror(-rc));
+}
+
+/*
+ * A stats=1 answer (or its failure): the period stretches with the time it
+ * took, so that reading gwd's stats costs it at most a twentieth of its time.
+ */
+static void stats_done(void *arg, int rc, const struct syncd_gwd_stats *st, uint64_t took_ns)
+{
+	struct daemon *d = arg;
+
+	if (!rc)
+		syncd_relay_gwd_stats(d->relay, st);
+	else
+		stats_failed(d, rc);
+	d->stats_period_ns = STATS_COST_FACTOR * took_ns;
+}
+
 /* gwd's stats=1, as often as it is cheap: the session figures of gwctl status. */
 static void on_stats(struct gw_loop *loop, struct gw_timer *t, void *arg)
 {
-	static struct gw_ratelimit rl = GW_RATELIMIT_INIT(60 * GW_NSEC_PER_SEC, 2);
 	struct daemon *d = arg;
-	uint64_t start = gw_clock_mono_ns(gw_loop_clock(loop)), cost;
-	struct syncd_gwd_stats st;
 	int rc;
 
-	if (syncd_relay_gwd_subscribed(d->relay)) {
-		rc = syncd_gwd_stats_query(d->cfg->ifname, &st);
-		if (!rc)
-			syncd_relay_gwd_stats(d->relay, &st);
-		else
-			gw_log_rl(&rl, GW_LOG_WARN, "syncd: gwd's stats on %s: %s", d->cfg->ifname,
-				  strerror(-rc));
-		cost = gw_clock_mono_ns(gw_loop_clock(loop)) - start;
-		d->stats_period_ns = STATS_COST_FACTOR * cost;
+	/* One query at a time; a slow one is still being read on the loop. */
+	if (syncd_relay_gwd_subscribed(d->relay) && !syncd_gwd_stats_client_busy(d->gwd_stats)) {
+		rc = syncd_gwd_stats_client_query(d->gwd_stats);
+		if (rc)
+			stats_failed(d, rc);
 	}
 	if (d->stats_period_ns < STATS_PERIOD_MS * GW_NSEC_PER_MSEC)
 		d->stats_period_ns = STATS_PERIOD_MS * GW_NSEC_PER_MSEC;
@@ -396,6 +413,9 @@ static int open_relay(struct daemon *d)
 	if (err)
 		return err;
 	write_synced_file(d, syncd_relay_ready(d->relay, NULL));
+	err = syncd_gwd_stats_client_open(&d->gwd_stats, d->loop, c->ifname, stats_done, d);
+	if (err)
+		return err;
 	err = syncd_relay_link_open(&d->link, c->session_socket, d->loop, d->relay);
 	if (err)
 		gw_err("syncd: cannot connect to gwd's session socket %s: %s", c->session_socket,
@@ -591,6 +611,7 @@ static void stop(struct daemon *d)
 	}
 	syncd_control_close(d->control);
 	syncd_relay_link_close(d->link);
+	syncd_gwd_stats_client_close(d->gwd_stats);
 	if (d->relay) {
 		write_synced_file(d, SYNCD_READY_STOPPED);
 		syncd_relay_free(d->relay);

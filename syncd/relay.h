@@ -222,8 +222,28 @@ const char *syncd_role_name(enum syncd_role role);
  * 0, -EPROTO (malformed or a line over 512 bytes) or the -errno it carries.
  */
 int syncd_gwd_stats_parse(const char *reply, size_t len, struct syncd_gwd_stats *out);
-/* Asks gwd on /var/run/wireguard/IFNAME.sock; errors as syncd_apply(). */
-int syncd_gwd_stats_query(const char *ifname, struct syncd_gwd_stats *out);
+
+/*
+ * Asks gwd on /var/run/wireguard/IFNAME.sock without blocking the loop: the
+ * answer (93 MB at 100k peers in cluster mode) is read and parsed a slice
+ * per readable event. fn gets 0 and the figures, or -errno and NULL: -ETIMEDOUT
+ * (no progress for 2 s, or not whole after 30 s), -EPIPE (gwd closed), -EPROTO
+ * or the errno gwd answered; took_ns is the time since the query started.
+ */
+typedef void syncd_gwd_stats_fn(void *arg, int rc, const struct syncd_gwd_stats *st,
+				uint64_t took_ns);
+struct syncd_gwd_stats_client;
+/* -EINVAL for a bad ifname or NULL fn, -ENOMEM. */
+int syncd_gwd_stats_client_open(struct syncd_gwd_stats_client **out, struct gw_loop *loop,
+				const char *ifname, syncd_gwd_stats_fn *fn, void *arg);
+/* Abandons a query without calling fn. NULL is a no-op. */
+void syncd_gwd_stats_client_close(struct syncd_gwd_stats_client *c);
+/*
+ * Starts a query: 0 (fn follows), -EBUSY while one is outstanding, or
+ * -errno without a call to fn (-ENOENT, -ECONNREFUSED: no gwd).
+ */
+int syncd_gwd_stats_client_query(struct syncd_gwd_stats_client *c);
+bool syncd_gwd_stats_client_busy(const struct syncd_gwd_stats_client *c);
 
 /* --- The SyncedFile ---------------------------------------------------------------- */
 

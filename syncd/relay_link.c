@@ -2,7 +2,7 @@
 /*
  * The relay's I/O (relay.h): the ZeroMQ DEALER on gwd's session socket with
  * a monitor that reports each connection, gwd's stats=1 over the UAPI
- * socket, and the SyncedFile.
+ * socket (uapi_conn.h: on the loop, never blocking it), and the SyncedFile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,7 @@
 #include "gw/crypto.h"
 #include "gw/log.h"
 #include "relay.h"
-
-#define UAPI_DIR "/var/run/wireguard"
+#include "uapi_conn.h"
 
 enum {
 	SAFETY_DRAIN_MS = 50, /* ZMQ_FD is edge-triggered: drain on a timer too */
@@ -31,8 +30,6 @@ enum {
 	STATS_TIMEOUT_MS = 2000,
 	STATS_DEADLINE_MS = 30000,
 	STATS_LINE_MAX = 512,
-	STATS_CHUNK = 64 << 10,
-	IFNAME_MAX = 15,
 };
 
 static struct gw_ratelimit link_rl = GW_RATELIMIT_INIT(30 * GW_NSEC_PER_SEC, 2);
@@ -193,84 +190,90 @@ int syncd_gwd_stats_parse(const char *reply, size_t len, struct syncd_gwd_stats 
 	return err ? err : stats_finish(&p);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
+/* The query on syncd's loop: a stats parser behind a non-blocking UAPI connection. */
+struct syncd_gwd_stats_client {
+	struct syncd_uapi_conn conn;
+	struct stats_parser p;
+	struct syncd_gwd_stats st;
+	syncd_gwd_stats_fn *fn;
+	void *arg;
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+static int client_feed(void *arg, const char *buf, size_t n)
+{
+	struct syncd_gwd_stats_client *c = arg;
+	int err = stats_feed(&c->p, buf, n);
+
+	return err ? err : c->p.done;
 }
 
-static int uapi_open(const char *ifname, int *fdp)
+static void client_answered(void *arg)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	struct timeval tv = {.tv_sec = STATS_TIMEOUT_MS / 1000,
-			     .tv_usec = STATS_TIMEOUT_MS % 1000 * 1000};
-	size_t len = strlen(ifname);
-	int fd, err;
+	struct syncd_gwd_stats_client *c = arg;
+	uint64_t took = gw_clock_mono_ns(gw_loop_clock(c->conn.loop)) - c->conn.start_ns;
 
-	if (!len || len > IFNAME_MAX || strchr(ifname, '/') || !strcmp(ifname, ".") ||
-	    !strcmp(ifname, ".."))
+	c->fn(c->arg, stats_finish(&c->p), &c->st, took);
+}
+
+static void client_failed(void *arg, int rc)
+{
+	struct syncd_gwd_stats_client *c = arg;
+	uint64_t took = gw_clock_mono_ns(gw_loop_clock(c->conn.loop)) - c->conn.start_ns;
+
+	c->fn(c->arg, rc, NULL, took);
+}
+
+static const struct syncd_uapi_ops client_ops = {
+    .feed = client_feed,
+    .answered = client_answered,
+    .failed = client_failed,
+};
+
+int syncd_gwd_stats_client_open(struct syncd_gwd_stats_client **out, struct gw_loop *loop,
+				const char *ifname, syncd_gwd_stats_fn *fn, void *arg)
+{
+	struct syncd_gwd_stats_client *c;
+	int err;
+
+	if (!fn)
 		return -EINVAL;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), UAPI_DIR "/%s.sock", ifname);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-		err = -errno;
-		close(fd);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	err = syncd_uapi_conn_init(&c->conn, loop, ifname, STATS_TIMEOUT_MS, STATS_DEADLINE_MS,
+				   &client_ops, c);
+	if (err) {
+		free(c);
 		return err;
 	}
-	*fdp = fd;
+	c->fn = fn;
+	c->arg = arg;
+	*out = c;
 	return 0;
 }
 
-static int stats_read(int fd, struct stats_parser *p)
-{
-	uint64_t deadline = mono_ms() + STATS_DEADLINE_MS;
-	char *buf = malloc(STATS_CHUNK);
-	int err = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	while (!err && !p->done) {
-		ssize_t n = recv(fd, buf, STATS_CHUNK, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			err = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
-		else if (n == 0)
-			err = -EPROTO;
-		else
-			err = stats_feed(p, buf, (size_t)n);
-		if (!err && !p->done && mono_ms() > deadline)
-			err = -ETIMEDOUT;
-	}
-	free(buf);
-	return err;
-}
-
-int syncd_gwd_stats_query(const char *ifname, struct syncd_gwd_stats *out)
+int syncd_gwd_stats_client_query(struct syncd_gwd_stats_client *c)
 {
 	static const char req[] = "stats=1\n\n";
-	struct stats_parser p = {.st = out};
-	int fd = -1, err;
-	ssize_t n;
 
-	memset(out, 0, sizeof(*out));
-	err = uapi_open(ifname, &fd);
-	if (err)
-		return err;
-	n = send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
-	if (n != (ssize_t)(sizeof(req) - 1))
-		err = n < 0 ? -errno : -EIO;
-	if (!err)
-		err = stats_read(fd, &p);
-	close(fd);
-	return err ? err : stats_finish(&p);
+	if (c->conn.busy)
+		return -EBUSY;
+	memset(&c->st, 0, sizeof(c->st));
+	c->p = (struct stats_parser){.st = &c->st};
+	return syncd_uapi_conn_request(&c->conn, req, sizeof(req) - 1);
+}
+
+bool syncd_gwd_stats_client_busy(const struct syncd_gwd_stats_client *c)
+{
+	return c->conn.busy;
+}
+
+void syncd_gwd_stats_client_close(struct syncd_gwd_stats_client *c)
+{
+	if (!c)
+		return;
+	syncd_uapi_conn_close(&c->conn);
+	free(c);
 }
 
 /* ------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * store (tmpfs) and a real daemon in a private network namespace:
  * wireguard-go by default, GW_APPLY_DAEMON=path/to/gwd for gwd. The result
  * is checked with `wg show IFNAME dump` (wireguard-tools). A hung daemon is
- * a real one stopped with SIGSTOP.
+ * a real one stopped with SIGSTOP. The stats=1 client (relay.h) reads a real
+ * gwd on the same loop.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "relay.h"
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
@@ -32,6 +34,7 @@ static struct gw_loop *loop;
 static struct syncd_store *store;
 static struct syncd_applier *ap;
 static unsigned converged_calls;
+static const char *daemon_bin; /* NULL: GW_APPLY_DAEMON, or wireguard-go */
 
 static void sock_path(char *out, size_t len)
 {
@@ -40,7 +43,9 @@ static void sock_path(char *out, size_t len)
 
 static void daemon_start(void)
 {
-	const char *daemon = getenv("GW_APPLY_DAEMON") ? getenv("GW_APPLY_DAEMON") : "wireguard-go";
+	const char *daemon = daemon_bin			 ? daemon_bin
+			     : getenv("GW_APPLY_DAEMON") ? getenv("GW_APPLY_DAEMON")
+							 : "wireguard-go";
 	char path[108];
 	struct stat sb;
 
@@ -550,3 +555,116 @@ Test(applier, contested_allowed_ip_does_not_flap)
 	EXPECT_WG("1:absent 2:198.18.0.2/32,198.18.7.0/24:off ", 1, 2);
 	cr_expect_eq(stats()->conflicts, 0);
 }
+
+/* --- gwd's stats=1 on the loop ------------------------------------------- */
+
+#ifdef GW_GWD_BIN
+struct stats_result {
+	unsigned calls;
+	int rc;
+	struct syncd_gwd_stats st;
+};
+
+static void stats_cb(void *arg, int rc, const struct syncd_gwd_stats *st, uint64_t took_ns)
+{
+	struct stats_result *r = arg;
+
+	(void)took_ns;
+	r->calls++;
+	r->rc = rc;
+	cr_assert_eq(st != NULL, rc == 0);
+	if (st)
+		r->st = *st;
+}
+
+/* Runs the loop until the client has answered `calls` times; bounded. */
+static void pump_stats(struct stats_result *r, unsigned calls, unsigned max_ms)
+{
+	for (unsigned waited = 0; r->calls < calls; waited += 10) {
+		cr_assert_lt(waited, max_ms, "no stats answer within %u ms", max_ms);
+		cr_assert_geq(gw_loop_run_once(loop, 10), 0);
+	}
+}
+
+static void gwd_setup(void)
+{
+	daemon_bin = GW_GWD_BIN;
+	setup();
+}
+
+TestSuite(gwd_stats, .init = gwd_setup, .fini = teardown, .timeout = 60);
+
+/* Answers on one connection, query after query; a bad name and NULL fn refused. */
+Test(gwd_stats, query)
+{
+	struct syncd_gwd_stats_client *c;
+	struct stats_result r = {0};
+	char cmd[256];
+	uint8_t key[32];
+	char b64[GW_KEY_B64_LEN + 1];
+
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, "../x", stats_cb, &r), -EINVAL);
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wg_if, NULL, &r), -EINVAL);
+	for (unsigned n = 1; n <= 3; n++) {
+		key_of(key, n);
+		gw_key_to_base64(b64, key);
+		snprintf(cmd, sizeof(cmd), "wg set %s peer %s allowed-ips 198.18.0.%u/32", wg_if,
+			 b64, n);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+	}
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wg_if, stats_cb, &r), 0);
+	cr_assert_eq(syncd_gwd_stats_client_query(c), 0);
+	cr_assert(syncd_gwd_stats_client_busy(c));
+	cr_assert_eq(syncd_gwd_stats_client_query(c), -EBUSY);
+	pump_stats(&r, 1, 5000);
+	cr_expect_eq(r.rc, 0);
+	cr_expect_eq(r.st.peers, 3);
+	cr_expect_not(r.st.cluster, "gwd runs standalone here");
+	cr_assert_not(syncd_gwd_stats_client_busy(c));
+	cr_assert_eq(syncd_gwd_stats_client_query(c), 0);
+	pump_stats(&r, 2, 5000);
+	cr_expect_eq(r.rc, 0);
+	cr_expect_eq(r.st.peers, 3);
+	syncd_gwd_stats_client_close(c);
+}
+
+/* A hung gwd: the loop runs on (its timers fire) and the query fails after 2 s. */
+Test(gwd_stats, hung_gwd_does_not_block_the_loop)
+{
+	struct syncd_gwd_stats_client *c;
+	struct stats_result r = {0};
+	struct ticker tk = {0};
+	uint64_t start;
+
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wg_if, stats_cb, &r), 0);
+	gw_timer_init(&tk.t, on_tick, &tk);
+	cr_assert_eq(gw_timer_arm_in(loop, &tk.t, 0), 0);
+	daemon_stop();
+	start = gw_loop_now(loop);
+	cr_assert_eq(syncd_gwd_stats_client_query(c), 0, "the query is sent without waiting");
+	pump_stats(&r, 1, 6000);
+	cr_expect_eq(r.rc, -ETIMEDOUT);
+	cr_expect_geq(gw_loop_now(loop) - start, 1900 * GW_NSEC_PER_MSEC, "gave up early");
+	/* A blocking read would hold the loop for the whole 2 s timeout. */
+	cr_expect_lt(tk.max_gap, 250 * GW_NSEC_PER_MSEC, "the loop was blocked for %llu ms",
+		     (unsigned long long)(tk.max_gap / GW_NSEC_PER_MSEC));
+	kill(wg_pid, SIGCONT);
+	cr_assert_eq(syncd_gwd_stats_client_query(c), 0);
+	pump_stats(&r, 2, 5000);
+	cr_expect_eq(r.rc, 0, "answers again once gwd runs: %d", r.rc);
+	gw_timer_cancel(loop, &tk.t);
+	syncd_gwd_stats_client_close(c);
+}
+
+/* No gwd: refused at once, without a callback. */
+Test(gwd_stats, no_gwd)
+{
+	struct syncd_gwd_stats_client *c;
+	struct stats_result r = {0};
+
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, "nosuchgwd0", stats_cb, &r), 0);
+	cr_expect_eq(syncd_gwd_stats_client_query(c), -ENOENT);
+	cr_expect_eq(r.calls, 0);
+	syncd_gwd_stats_client_close(c);
+}
+#endif

@@ -1456,15 +1456,6 @@ Test(relay_stats, errors)
 	cr_expect_eq(syncd_gwd_stats_parse(stats_reply, 10, &s), -EPROTO);
 }
 
-Test(relay_stats, no_gwd)
-{
-	struct syncd_gwd_stats s;
-	int rc = syncd_gwd_stats_query("nosuchgwd0", &s);
-
-	cr_expect(rc == -ENOENT || rc == -ECONNREFUSED, "got %d", rc);
-	cr_expect_eq(syncd_gwd_stats_query("../x", &s), -EINVAL);
-}
-
 Test(relay_file, synced_file)
 {
 	char dir[] = "/tmp/test_relay.XXXXXX", path[64], tmp[80], buf[16];
