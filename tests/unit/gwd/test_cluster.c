@@ -31,6 +31,7 @@
 #include "peer.h"
 #include "region.h"
 #include "session.h"
+#include "support.h"
 #include "uapi.h"
 
 enum {
@@ -39,7 +40,6 @@ enum {
 	DGRAM_MAX = 1600,
 	RELAY_MAX = 4096,
 	DATA_LOG_MAX = 200000,
-	STEP_MS = 10,
 	PORT = 51820,
 };
 
@@ -75,8 +75,6 @@ struct data_rec {
 	int node;
 };
 
-static struct gw_fake_clock fc;
-static struct gw_loop *loop;
 static struct node nodes[MAXN];
 static int nnodes;
 static int vip_holder = -1;
@@ -143,7 +141,7 @@ static int net_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src,
 	n->sent[((const uint8_t *)buf)[0] <= 4 ? ((const uint8_t *)buf)[0] : 0]++;
 	log_data(i, buf, len);
 	if (((const uint8_t *)buf)[0] == GWD_MESSAGE_HANDSHAKE_INITIATION && ninit[i] < 256)
-		init_at[i][ninit[i]++] = fc.mono / GW_NSEC_PER_MSEC - t0_ms;
+		init_at[i][ninit[i]++] = rig_fc.mono / GW_NSEC_PER_MSEC - t0_ms;
 	if (mirror >= 0 && mirror != dst && gw_sockaddr_equal(to, &vip))
 		enqueue(n, mirror, to, src, buf, len);
 	if (dst >= 0 && !nodes[dst].dead)
@@ -188,35 +186,6 @@ static int net_deliver(void *arg, const void *pkt, size_t len)
 	memcpy(n->last_tun, pkt, len < sizeof(n->last_tun) ? len : sizeof(n->last_tun));
 	return 0;
 }
-
-static int net_bind_prepare(void *arg, uint16_t port, uint32_t fwmark, uint16_t *bound)
-{
-	(void)arg;
-	(void)fwmark;
-	*bound = port;
-	return 0;
-}
-
-static void net_bind_finish(void *arg, bool commit)
-{
-	(void)arg;
-	(void)commit;
-}
-
-static int net_set_fwmark(void *arg, uint32_t fwmark)
-{
-	(void)arg;
-	(void)fwmark;
-	return 0;
-}
-
-static const struct gwd_net_ops ops = {
-    .send = net_send,
-    .deliver = net_deliver,
-    .bind_prepare = net_bind_prepare,
-    .bind_finish = net_bind_finish,
-    .set_fwmark = net_set_fwmark,
-};
 
 static void deliver(struct dgram *d)
 {
@@ -283,51 +252,14 @@ static void pump(void)
 
 static void run_ms(uint64_t ms)
 {
-	for (uint64_t t = 0; t < ms; t += STEP_MS) {
-		gw_fake_clock_advance(&fc, STEP_MS * GW_NSEC_PER_MSEC);
-		gw_loop_run_timers(loop);
-		pump();
-	}
+	rig_run_ms_with(ms, pump);
 }
 
 /* --- Building nodes ------------------------------------------------------------------- */
 
-__attribute__((format(printf, 2, 3))) static void set(int i, const char *fmt, ...)
-{
-	char body[2048];
-	struct gwd_uapi_set s;
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	cr_assert(len > 0 && (size_t)len < sizeof(body));
-	cr_assert_eq(gwd_uapi_set_parse(&s, body, (size_t)len, NULL), 0, "%s", body);
-	cr_assert_eq(gwd_uapi_apply(nodes[i].dev, &s), 0);
-	gwd_uapi_set_free(&s);
-}
-
-static char *hex(const uint8_t k[static GW_KEY_LEN])
-{
-	static char buf[4][GW_KEY_HEX_LEN + 1];
-	static int n;
-
-	gw_key_to_hex(buf[n % 4], k);
-	return buf[n++ % 4];
-}
-
 static void new_device(int i)
 {
-	struct node *n = &nodes[i];
-	struct gwd_device_config cfg = {
-	    .loop = loop,
-	    .net = &ops,
-	    .net_arg = n,
-	    .under_load_threshold = GWD_UNDER_LOAD_DEFAULT,
-	};
-
-	cr_assert_eq(gwd_device_new(&n->dev, &cfg), 0);
+	rig_device_new(&nodes[i].dev, net_send, net_deliver, &nodes[i]);
 }
 
 /* Gateway i: node id, boot counter, mode; the server key, no peers yet. */
@@ -348,7 +280,8 @@ static void init_gateway(int i, uint8_t node_id, uint64_t boot, bool anycast, ui
 	cr_assert_eq(gwd_cluster_enable(n->dev, &cc), 0);
 	n->sink = (struct gwd_session_sink){sink_batch, NULL, n};
 	gwd_session_set_sink(n->dev, &n->sink);
-	set(i, "private_key=%s\nlisten_port=%d\n", hex(server_priv), PORT);
+	rig_dev_set_ok(nodes[i].dev, "private_key=%s\nlisten_port=%d\n", rig_hex(server_priv),
+		       PORT);
 }
 
 static int add_gateway(uint8_t node_id, uint64_t boot, bool anycast, uint32_t rekey_rate)
@@ -371,10 +304,10 @@ static int add_client(void)
 	gw_x25519_generate(n->priv);
 	cr_assert(gw_x25519_public(n->pub, n->priv));
 	new_device(i);
-	set(i,
-	    "private_key=%s\nlisten_port=%d\npublic_key=%s\nendpoint=192.0.2.100:%d\n"
-	    "allowed_ip=198.18.0.1/32\n",
-	    hex(n->priv), PORT, hex(server_pub), PORT);
+	rig_dev_set_ok(nodes[i].dev,
+		       "private_key=%s\nlisten_port=%d\npublic_key=%s\nendpoint=192.0.2.100:%d\n"
+		       "allowed_ip=198.18.0.1/32\n",
+		       rig_hex(n->priv), PORT, rig_hex(server_pub), PORT);
 	return i;
 }
 
@@ -390,17 +323,15 @@ static void configure_gateways(void)
 			if (nodes[c].cluster)
 				continue;
 			inet_ntop(AF_INET, &nodes[c].inner, ip, sizeof(ip));
-			set(g, "public_key=%s\nallowed_ip=%s/32\n", hex(nodes[c].pub), ip);
+			rig_dev_set_ok(nodes[g].dev, "public_key=%s\nallowed_ip=%s/32\n",
+				       rig_hex(nodes[c].pub), ip);
 		}
 	}
 }
 
 static void setup(void)
 {
-	cr_assert_eq(gw_crypto_init(), 0);
-	gw_log_init("test", GW_LOG_ERR, GW_LOG_STDERR);
-	gw_fake_clock_init(&fc, 1000 * GW_NSEC_PER_SEC, 1700000000);
-	cr_assert_eq(gw_loop_new(&loop, &fc.clock), 0);
+	rig_init(GW_LOG_ERR);
 	queue = calloc(QUEUE, sizeof(*queue));
 	data_log = calloc(DATA_LOG_MAX, sizeof(*data_log));
 	cr_assert(queue && data_log);
@@ -413,7 +344,7 @@ static void setup(void)
 	relay_on = true;
 	capture_on = false;
 	set_addr(&vip, 0xc0000264); /* 192.0.2.100 */
-	t0_ms = fc.mono / GW_NSEC_PER_MSEC;
+	t0_ms = rig_fc.mono / GW_NSEC_PER_MSEC;
 	memset(ninit, 0, sizeof(ninit));
 	gw_x25519_generate(server_priv);
 	cr_assert(gw_x25519_public(server_pub, server_priv));
@@ -425,7 +356,7 @@ static void teardown(void)
 		if (nodes[i].dev)
 			gwd_device_free(nodes[i].dev);
 	relay();
-	gw_loop_free(loop);
+	rig_fini();
 	free(queue);
 	free(data_log);
 }
@@ -717,7 +648,8 @@ Test(failover, standby_is_silent)
 	talk(c, 5);
 	run_ms(200);
 	mirror = b;
-	set(b, "public_key=%s\npersistent_keepalive_interval=5\n", hex(nodes[c].pub));
+	rig_dev_set_ok(nodes[b].dev, "public_key=%s\npersistent_keepalive_interval=5\n",
+		       rig_hex(nodes[c].pub));
 	for (int k = 0; k < 400; k++) {
 		client_send(c, (uint32_t)k);
 		gateway_send(b, c, (uint32_t)k);
@@ -1302,7 +1234,7 @@ Test(import, tombstones_refuse_reimport)
 	run_ms(200);
 	ca = nodes[a].dev->cluster;
 	/* wg set wg0 peer C remove; then the peer is configured again. */
-	set(a, "public_key=%s\nremove=true\n", hex(nodes[c].pub));
+	rig_dev_set_ok(nodes[a].dev, "public_key=%s\nremove=true\n", rig_hex(nodes[c].pub));
 	cr_assert_geq(gwd_cluster_tombstone_count(ca), 1);
 	configure_gateways();
 	gwd_session_dump(nodes[b].dev);
@@ -1454,7 +1386,7 @@ Test(rekey, paced_after_traffic_resumes)
 	gwd_cluster_claim_all(nodes[b].dev);
 	run_ms(2000);
 	cr_assert_eq(ninit[b], 0, "rekeyed before traffic resumed");
-	start = fc.mono / GW_NSEC_PER_MSEC - t0_ms;
+	start = rig_fc.mono / GW_NSEC_PER_MSEC - t0_ms;
 	/* Traffic resumes both ways (rekey::not_before_the_first_packet_sent). */
 	for (int i = 0; i < CLIENTS; i++) {
 		gateway_send(b, cl[i], 1);
@@ -1466,7 +1398,7 @@ Test(rekey, paced_after_traffic_resumes)
 	for (size_t i = 0; i < ninit[b]; i++) {
 		cr_assert_geq(init_at[b][i], start);
 		if (i)
-			cr_assert_geq(init_at[b][i] - init_at[b][i - 1], 1000 / RATE - STEP_MS,
+			cr_assert_geq(init_at[b][i] - init_at[b][i - 1], 1000 / RATE - RIG_STEP_MS,
 				      "rekeys %zu and %zu too close", i - 1, i);
 	}
 	/* Once each client sends on the new keys, the replicated ones are gone. */
@@ -1575,7 +1507,7 @@ Test(rekey, one_way_traffic)
 	kill_node(a);
 	vip_holder = b;
 	gwd_cluster_claim_all(nodes[b].dev);
-	t = fc.mono / GW_NSEC_PER_MSEC - t0_ms;
+	t = rig_fc.mono / GW_NSEC_PER_MSEC - t0_ms;
 	for (int k = 0; k < 30 && !ninit[b]; k++) {
 		client_send(c, (uint32_t)k);
 		run_ms(1000);
@@ -1859,15 +1791,15 @@ Test(ownership, owned_routes_follow_ownership)
 	cr_assert_eq(nodes[b].dev->cluster->stats.owned_routes, 1);
 
 	/* New allowed IPs of an owned peer: the routes follow. */
-	set(b,
-	    "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=198.18.5.0/24\n"
-	    "allowed_ip=198.18.6.7/32\n",
-	    hex(nodes[c].pub));
+	rig_dev_set_ok(nodes[b].dev,
+		       "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=198.18.5.0/24\n"
+		       "allowed_ip=198.18.6.7/32\n",
+		       rig_hex(nodes[c].pub));
 	run_ms(20);
 	cr_assert_str_eq(table_routes(101), "198.18.5.0/24 198.18.6.7");
 
 	/* The peer is removed: so are its routes. */
-	set(b, "public_key=%s\nremove=true\n", hex(nodes[c].pub));
+	rig_dev_set_ok(nodes[b].dev, "public_key=%s\nremove=true\n", rig_hex(nodes[c].pub));
 	run_ms(20);
 	cr_assert_str_empty(table_routes(101));
 	cr_assert_eq(nodes[b].dev->cluster->stats.owned_routes, 0);

@@ -21,221 +21,81 @@
 #include "gw/log.h"
 #include "packet.h"
 #include "peer.h"
+#include "support.h"
 #include "uapi.h"
 
 enum {
-	NODES = 2,
-	QUEUE = 256,
-	DGRAM_MAX = 1600,
 	TUN_MAX = 64,
-	STEP_MS = 10,
 	BUSY_PORT = 4242, /* bind_prepare refuses it */
 };
 
 struct packet {
 	size_t len;
-	uint8_t data[DGRAM_MAX];
+	uint8_t data[RIG_DGRAM_MAX];
 };
 
-struct node {
-	struct gwd_device *dev;
-	union gw_sockaddr addr;
-	uint8_t priv[GW_KEY_LEN], pub[GW_KEY_LEN];
-	char priv_hex[GW_KEY_HEX_LEN + 1], pub_hex[GW_KEY_HEX_LEN + 1];
+/* What each node wrote to its TUN and sent last, and its binds. */
+static struct {
 	struct packet tun[TUN_MAX];
-	size_t ntun;
 	struct packet last_sent;
 	int bind_calls, finish_commits, finish_aborts;
-};
+} obs[RIG_NODES];
 
-struct dgram {
-	int to;
-	union gw_sockaddr from;
-	struct packet p;
-};
-
-static struct gw_fake_clock fc;
-static struct gw_loop *loop;
-static struct node nodes[NODES];
-static struct dgram queue[QUEUE];
-static size_t qhead, qtail;
-
-static int net_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src, const void *buf,
-		    size_t len)
+static bool on_sent(int i, const union gw_sockaddr *to, const void *buf, size_t len)
 {
-	struct node *n = arg;
-
-	(void)src;
-	cr_assert_leq(len, DGRAM_MAX);
-	n->last_sent.len = len;
-	memcpy(n->last_sent.data, buf, len);
-	for (int i = 0; i < NODES; i++) {
-		struct dgram *d;
-
-		if (!gw_sockaddr_equal(&nodes[i].addr, to))
-			continue;
-		cr_assert_lt(qtail - qhead, QUEUE, "pipe overflow");
-		d = &queue[qtail++ % QUEUE];
-		d->to = i;
-		d->from = n->addr;
-		d->p = n->last_sent;
-	}
-	return 0;
+	(void)to;
+	obs[i].last_sent.len = len;
+	memcpy(obs[i].last_sent.data, buf, len);
+	return true;
 }
 
-static int net_deliver(void *arg, const void *pkt, size_t len)
+static void on_tun(int i, const void *pkt, size_t len)
 {
-	struct node *n = arg;
+	size_t k = rig_nodes[i].ntun - 1;
 
-	cr_assert_lt(n->ntun, TUN_MAX);
-	n->tun[n->ntun].len = len;
-	memcpy(n->tun[n->ntun++].data, pkt, len);
-	return 0;
+	cr_assert_lt(k, TUN_MAX);
+	obs[i].tun[k].len = len;
+	memcpy(obs[i].tun[k].data, pkt, len);
 }
 
-static int net_bind_prepare(void *arg, uint16_t port, uint32_t fwmark, uint16_t *bound)
+static int on_bind_prepare(int i, uint16_t port, uint16_t *bound)
 {
-	struct node *n = arg;
-
-	(void)fwmark;
-	n->bind_calls++;
+	obs[i].bind_calls++;
 	if (port == BUSY_PORT)
 		return -EADDRINUSE;
-	*bound = port ? port : 40000;
+	*bound = port ? port : RIG_DEFAULT_PORT;
 	return 0;
 }
 
-static void net_bind_finish(void *arg, bool commit)
+static void on_bind_finish(int i, bool commit)
 {
-	struct node *n = arg;
-
 	if (commit)
-		n->finish_commits++;
+		obs[i].finish_commits++;
 	else
-		n->finish_aborts++;
+		obs[i].finish_aborts++;
 }
 
-static int net_set_fwmark(void *arg, uint32_t fwmark)
-{
-	(void)arg;
-	(void)fwmark;
-	return 0;
-}
-
-static const struct gwd_net_ops ops = {
-    .send = net_send,
-    .deliver = net_deliver,
-    .bind_prepare = net_bind_prepare,
-    .bind_finish = net_bind_finish,
-    .set_fwmark = net_set_fwmark,
+static const struct rig_hooks hooks = {
+    .sent = on_sent,
+    .tun = on_tun,
+    .bind_prepare = on_bind_prepare,
+    .bind_finish = on_bind_finish,
 };
 
 static void deliver_to(int i, const union gw_sockaddr *from, const struct packet *p)
 {
-	static uint8_t buf[DGRAM_MAX];
-	struct gwd_src local = {.family = AF_INET, .v4 = nodes[i].addr.in.sin_addr};
-
-	memcpy(buf, p->data, p->len);
-	gwd_device_receive(nodes[i].dev, buf, p->len, from, &local);
-}
-
-static void pump(void)
-{
-	while (qhead != qtail) {
-		struct dgram *d = &queue[qhead++ % QUEUE];
-
-		deliver_to(d->to, &d->from, &d->p);
-	}
-}
-
-static void run_ms(uint64_t ms)
-{
-	for (uint64_t t = 0; t < ms; t += STEP_MS) {
-		gw_fake_clock_advance(&fc, STEP_MS * GW_NSEC_PER_MSEC);
-		gw_loop_run_timers(loop);
-		pump();
-	}
+	rig_deliver(i, from, p->data, p->len);
 }
 
 static void setup(void)
 {
-	cr_assert_eq(gw_crypto_init(), 0);
-	gw_log_init("test", GW_LOG_ERR, GW_LOG_STDERR);
-	gw_fake_clock_init(&fc, 1000 * GW_NSEC_PER_SEC, 1700000000);
-	cr_assert_eq(gw_loop_new(&loop, &fc.clock), 0);
-	qhead = qtail = 0;
-	for (int i = 0; i < NODES; i++) {
-		struct node *n = &nodes[i];
-		struct gwd_device_config cfg = {
-		    .loop = loop,
-		    .net = &ops,
-		    .net_arg = n,
-		    .under_load_threshold = GWD_UNDER_LOAD_DEFAULT,
-		};
-
-		memset(n, 0, sizeof(*n));
-		n->addr.in.sin_family = AF_INET;
-		n->addr.in.sin_port = htons(51820 + i);
-		n->addr.in.sin_addr.s_addr = htonl(0xc0000201 + i); /* 192.0.2.1, .2 */
-		gw_x25519_generate(n->priv);
-		cr_assert(gw_x25519_public(n->pub, n->priv));
-		gw_key_to_hex(n->priv_hex, n->priv);
-		gw_key_to_hex(n->pub_hex, n->pub);
-		cr_assert_eq(gwd_device_new(&n->dev, &cfg), 0);
-	}
+	memset(obs, 0, sizeof(obs));
+	rig_pair_setup(&hooks, GW_LOG_ERR);
 }
 
 static void teardown(void)
 {
-	for (int i = 0; i < NODES; i++)
-		gwd_device_free(nodes[i].dev);
-	gw_loop_free(loop);
-}
-
-/* Parses and applies a set body; the apply result, or the parse error. */
-__attribute__((format(printf, 2, 3))) static int set(int i, const char *fmt, ...)
-{
-	char body[4096];
-	struct gwd_uapi_set s;
-	va_list ap;
-	int len, err;
-
-	va_start(ap, fmt);
-	len = vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	cr_assert(len >= 0 && (size_t)len < sizeof(body));
-	err = gwd_uapi_set_parse(&s, body, (size_t)len, NULL);
-	if (!err)
-		err = gwd_uapi_apply(nodes[i].dev, &s);
-	gwd_uapi_set_free(&s);
-	return err;
-}
-
-/* The get=1 answer as a string (caller frees). */
-static char *get(int i)
-{
-	struct gwd_uapi_buf b;
-	char *s;
-
-	gwd_uapi_buf_init(&b, 1 << 20);
-	cr_assert_eq(gwd_uapi_get(nodes[i].dev, &b), 0);
-	/* The buffer is not NUL-terminated: copy exactly len bytes. */
-	s = malloc(b.len + 1);
-	cr_assert_not_null(s);
-	if (b.len)
-		memcpy(s, b.data, b.len);
-	s[b.len] = '\0';
-	gwd_uapi_buf_free(&b);
-	return s;
-}
-
-static char *hexkey(const uint8_t k[static GW_KEY_LEN])
-{
-	static char buf[4][GW_KEY_HEX_LEN + 1];
-	static int n;
-
-	gw_key_to_hex(buf[n % 4], k);
-	return buf[n++ % 4];
+	rig_pair_teardown();
 }
 
 /* --- UAPI transactions ------------------------------------------------------ */
@@ -250,15 +110,15 @@ Test(uapi, get_exact_format)
 	memset(k1, 0x11, sizeof(k1));
 	memset(k2, 0x22, sizeof(k2));
 	memset(psk, 0x33, sizeof(psk));
-	cr_assert_eq(set(0,
-			 "private_key=%s\nlisten_port=51820\nfwmark=7\n"
-			 "public_key=%s\npreshared_key=%s\nendpoint=[2001:db8:1::2]:51821\n"
-			 "persistent_keepalive_interval=25\nallowed_ip=198.18.0.0/24\n"
-			 "allowed_ip=2001:db8:f::/64\n"
-			 "public_key=%s\nallowed_ip=198.19.0.7/32\n",
-			 nodes[0].priv_hex, hexkey(k1), hexkey(psk), hexkey(k2)),
+	cr_assert_eq(rig_set(0,
+			     "private_key=%s\nlisten_port=51820\nfwmark=7\n"
+			     "public_key=%s\npreshared_key=%s\nendpoint=[2001:db8:1::2]:51821\n"
+			     "persistent_keepalive_interval=25\nallowed_ip=198.18.0.0/24\n"
+			     "allowed_ip=2001:db8:f::/64\n"
+			     "public_key=%s\nallowed_ip=198.19.0.7/32\n",
+			     rig_nodes[0].priv_hex, rig_hex(k1), rig_hex(psk), rig_hex(k2)),
 		     0);
-	out = get(0);
+	out = rig_get(rig_nodes[0].dev);
 	cr_assert(
 	    asprintf(&want,
 		     "private_key=%s\nlisten_port=51820\nfwmark=7\n"
@@ -270,21 +130,21 @@ Test(uapi, get_exact_format)
 		     "public_key=%s\npreshared_key=%s\nprotocol_version=1\n"
 		     "last_handshake_time_sec=0\nlast_handshake_time_nsec=0\ntx_bytes=0\n"
 		     "rx_bytes=0\npersistent_keepalive_interval=0\nallowed_ip=198.19.0.7/32\n",
-		     nodes[0].priv_hex, hexkey(k1), hexkey(psk), hexkey(k2),
+		     rig_nodes[0].priv_hex, rig_hex(k1), rig_hex(psk), rig_hex(k2),
 		     "0000000000000000000000000000000000000000000000000000000000000000") > 0);
 	/* tx_bytes: turning the keepalive on sent an initiation (148 bytes) at once. */
 	cr_expect_str_eq(out, want);
 	free(out);
 	free(want);
-	cr_expect_eq(nodes[0].finish_commits, 1);
+	cr_expect_eq(obs[0].finish_commits, 1);
 }
 
 Test(uapi, empty_device_and_empty_set)
 {
 	char *out;
 
-	cr_expect_eq(set(0, "%s", ""), 0);
-	out = get(0);
+	cr_expect_eq(rig_set(0, "%s", ""), 0);
+	out = rig_get(rig_nodes[0].dev);
 	cr_expect_str_eq(out, "");
 	free(out);
 }
@@ -315,25 +175,26 @@ Test(uapi, failed_set_changes_nothing)
 
 	gw_random_bytes(x, sizeof(x));
 	gw_random_bytes(y, sizeof(y));
-	cr_assert_eq(set(0,
-			 "private_key=%s\nlisten_port=51820\npublic_key=%s\n"
-			 "endpoint=192.0.2.9:9\nallowed_ip=198.18.0.0/24\n",
-			 nodes[0].priv_hex, hexkey(x)),
+	cr_assert_eq(rig_set(0,
+			     "private_key=%s\nlisten_port=51820\npublic_key=%s\n"
+			     "endpoint=192.0.2.9:9\nallowed_ip=198.18.0.0/24\n",
+			     rig_nodes[0].priv_hex, rig_hex(x)),
 		     0);
 	for (size_t i = 0; i < sizeof(bad_sets) / sizeof(bad_sets[0]); i++) {
-		char *before = get(0), *after;
+		char *before = rig_get(rig_nodes[0].dev), *after;
 		int err;
 
-		err = set(0, "%spublic_key=%s\n%s", bad_sets[i].pre, hexkey(y), bad_sets[i].post);
-		after = get(0);
+		err = rig_set(0, "%spublic_key=%s\n%s", bad_sets[i].pre, rig_hex(y),
+			      bad_sets[i].post);
+		after = rig_get(rig_nodes[0].dev);
 		cr_expect_eq(err, bad_sets[i].err, "%s: %d", bad_sets[i].name, err);
 		cr_expect_str_eq(after, before, "%s changed the device", bad_sets[i].name);
 		free(before);
 		free(after);
 	}
-	cr_expect_eq(nodes[0].dev->npeers, 1);
-	cr_expect_null(gwd_peer_lookup(nodes[0].dev, y));
-	cr_expect_eq(nodes[0].finish_aborts, 0, "a refused bind left nothing to abort");
+	cr_expect_eq(rig_nodes[0].dev->npeers, 1);
+	cr_expect_null(gwd_peer_lookup(rig_nodes[0].dev, y));
+	cr_expect_eq(obs[0].finish_aborts, 0, "a refused bind left nothing to abort");
 }
 
 Test(uapi, replace_peers)
@@ -344,18 +205,19 @@ Test(uapi, replace_peers)
 	gw_random_bytes(x, sizeof(x));
 	gw_random_bytes(y, sizeof(y));
 	gw_random_bytes(z, sizeof(z));
-	cr_assert_eq(set(0, "public_key=%s\nallowed_ip=198.18.1.0/24\npublic_key=%s\n", hexkey(x),
-			 hexkey(y)),
+	cr_assert_eq(rig_set(0, "public_key=%s\nallowed_ip=198.18.1.0/24\npublic_key=%s\n",
+			     rig_hex(x), rig_hex(y)),
 		     0);
-	cr_assert_eq(nodes[0].dev->npeers, 2);
-	cr_assert_eq(set(0, "replace_peers=true\npublic_key=%s\npublic_key=%s\nupdate_only=true\n",
-			 hexkey(z), hexkey(y)),
+	cr_assert_eq(rig_nodes[0].dev->npeers, 2);
+	cr_assert_eq(rig_set(0,
+			     "replace_peers=true\npublic_key=%s\npublic_key=%s\nupdate_only=true\n",
+			     rig_hex(z), rig_hex(y)),
 		     0);
-	cr_expect_eq(nodes[0].dev->npeers, 1, "y was removed, so update_only skipped it");
-	cr_expect_not_null(gwd_peer_lookup(nodes[0].dev, z));
-	cr_expect_null(gwd_peer_lookup(nodes[0].dev, x));
-	cr_expect_eq(gwd_allowedips_count(&nodes[0].dev->aips), 0, "x's prefixes went with it");
-	p = nodes[0].dev->peers_head;
+	cr_expect_eq(rig_nodes[0].dev->npeers, 1, "y was removed, so update_only skipped it");
+	cr_expect_not_null(gwd_peer_lookup(rig_nodes[0].dev, z));
+	cr_expect_null(gwd_peer_lookup(rig_nodes[0].dev, x));
+	cr_expect_eq(gwd_allowedips_count(&rig_nodes[0].dev->aips), 0, "x's prefixes went with it");
+	p = rig_nodes[0].dev->peers_head;
 	cr_expect_eq(memcmp(p->noise.public_key, z, GW_KEY_LEN), 0);
 }
 
@@ -366,30 +228,32 @@ Test(uapi, remove_and_update_only)
 
 	gw_random_bytes(x, sizeof(x));
 	gw_random_bytes(y, sizeof(y));
-	cr_assert_eq(set(0, "public_key=%s\nallowed_ip=198.18.1.0/24\n", hexkey(x)), 0);
+	cr_assert_eq(rig_set(0, "public_key=%s\nallowed_ip=198.18.1.0/24\n", rig_hex(x)), 0);
 	/* update_only of an absent peer creates nothing; of a present one, updates it. */
 	cr_assert_eq(
-	    set(0, "public_key=%s\nupdate_only=true\nallowed_ip=198.18.2.0/24\n", hexkey(y)), 0);
-	cr_expect_null(gwd_peer_lookup(nodes[0].dev, y));
-	cr_assert_eq(
-	    set(0, "public_key=%s\nupdate_only=true\npersistent_keepalive_interval=7\n", hexkey(x)),
+	    rig_set(0, "public_key=%s\nupdate_only=true\nallowed_ip=198.18.2.0/24\n", rig_hex(y)),
 	    0);
-	p = gwd_peer_lookup(nodes[0].dev, x);
+	cr_expect_null(gwd_peer_lookup(rig_nodes[0].dev, y));
+	cr_assert_eq(rig_set(0,
+			     "public_key=%s\nupdate_only=true\npersistent_keepalive_interval=7\n",
+			     rig_hex(x)),
+		     0);
+	p = gwd_peer_lookup(rig_nodes[0].dev, x);
 	cr_assert_not_null(p);
 	cr_expect_eq(p->persistent_keepalive, 7);
 	/* Remove, also of an absent peer; then add, remove, add again in one request. */
-	cr_assert_eq(set(0, "public_key=%s\nremove=true\npublic_key=%s\nremove=true\n", hexkey(x),
-			 hexkey(y)),
+	cr_assert_eq(rig_set(0, "public_key=%s\nremove=true\npublic_key=%s\nremove=true\n",
+			     rig_hex(x), rig_hex(y)),
 		     0);
-	cr_expect_eq(nodes[0].dev->npeers, 0);
-	cr_expect_eq(gwd_allowedips_count(&nodes[0].dev->aips), 0);
-	cr_assert_eq(set(0,
-			 "public_key=%s\nallowed_ip=198.18.3.0/24\npublic_key=%s\nremove=true\n"
-			 "public_key=%s\nallowed_ip=198.18.4.0/24\n",
-			 hexkey(x), hexkey(x), hexkey(x)),
+	cr_expect_eq(rig_nodes[0].dev->npeers, 0);
+	cr_expect_eq(gwd_allowedips_count(&rig_nodes[0].dev->aips), 0);
+	cr_assert_eq(rig_set(0,
+			     "public_key=%s\nallowed_ip=198.18.3.0/24\npublic_key=%s\nremove=true\n"
+			     "public_key=%s\nallowed_ip=198.18.4.0/24\n",
+			     rig_hex(x), rig_hex(x), rig_hex(x)),
 		     0);
-	cr_expect_eq(nodes[0].dev->npeers, 1);
-	cr_expect_eq(gwd_allowedips_count(&nodes[0].dev->aips), 1);
+	cr_expect_eq(rig_nodes[0].dev->npeers, 1);
+	cr_expect_eq(gwd_allowedips_count(&rig_nodes[0].dev->aips), 1);
 }
 
 Test(uapi, allowed_ip_moves_between_peers)
@@ -400,23 +264,24 @@ Test(uapi, allowed_ip_moves_between_peers)
 
 	gw_random_bytes(x, sizeof(x));
 	gw_random_bytes(y, sizeof(y));
-	cr_assert_eq(set(0,
-			 "public_key=%s\nallowed_ip=198.18.0.0/24\nallowed_ip=198.19.0.0/16\n"
-			 "public_key=%s\nallowed_ip=198.20.0.0/16\n",
-			 hexkey(x), hexkey(y)),
+	cr_assert_eq(rig_set(0,
+			     "public_key=%s\nallowed_ip=198.18.0.0/24\nallowed_ip=198.19.0.0/16\n"
+			     "public_key=%s\nallowed_ip=198.20.0.0/16\n",
+			     rig_hex(x), rig_hex(y)),
 		     0);
-	px = gwd_peer_lookup(nodes[0].dev, x);
-	py = gwd_peer_lookup(nodes[0].dev, y);
-	cr_assert_eq(gwd_allowedips_lookup(&nodes[0].dev->aips, AF_INET, addr), px);
-	cr_assert_eq(set(0, "public_key=%s\nallowed_ip=198.18.0.0/24\n", hexkey(y)), 0);
-	cr_expect_eq(gwd_allowedips_lookup(&nodes[0].dev->aips, AF_INET, addr), py);
+	px = gwd_peer_lookup(rig_nodes[0].dev, x);
+	py = gwd_peer_lookup(rig_nodes[0].dev, y);
+	cr_assert_eq(gwd_allowedips_lookup(&rig_nodes[0].dev->aips, AF_INET, addr), px);
+	cr_assert_eq(rig_set(0, "public_key=%s\nallowed_ip=198.18.0.0/24\n", rig_hex(y)), 0);
+	cr_expect_eq(gwd_allowedips_lookup(&rig_nodes[0].dev->aips, AF_INET, addr), py);
 	cr_expect_eq(gwd_allowedips_owner_count(&px->aips), 1);
 	cr_expect_eq(gwd_allowedips_owner_count(&py->aips), 2);
 	/* replace_allowed_ips within a block, then new ones. */
-	cr_assert_eq(set(0, "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=2001:db8:f::/64\n",
-			 hexkey(y)),
-		     0);
-	cr_expect_null(gwd_allowedips_lookup(&nodes[0].dev->aips, AF_INET, addr));
+	cr_assert_eq(
+	    rig_set(0, "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=2001:db8:f::/64\n",
+		    rig_hex(y)),
+	    0);
+	cr_expect_null(gwd_allowedips_lookup(&rig_nodes[0].dev->aips, AF_INET, addr));
 	cr_expect_eq(gwd_allowedips_owner_count(&py->aips), 1);
 }
 
@@ -425,32 +290,34 @@ Test(uapi, own_public_key_is_ignored)
 	uint8_t x[GW_KEY_LEN];
 
 	gw_random_bytes(x, sizeof(x));
-	cr_assert_eq(set(0, "public_key=%s\npublic_key=%s\n", nodes[0].pub_hex, hexkey(x)), 0);
-	cr_expect_eq(nodes[0].dev->npeers, 2, "no identity yet: an ordinary peer");
-	cr_assert_eq(set(0, "private_key=%s\npublic_key=%s\nallowed_ip=198.18.0.0/24\n",
-			 nodes[0].priv_hex, nodes[0].pub_hex),
+	cr_assert_eq(rig_set(0, "public_key=%s\npublic_key=%s\n", rig_nodes[0].pub_hex, rig_hex(x)),
 		     0);
-	cr_expect_eq(nodes[0].dev->npeers, 1, "the key change removed it, the block is ignored");
-	cr_expect_null(gwd_peer_lookup(nodes[0].dev, nodes[0].pub));
-	cr_expect_eq(gwd_allowedips_count(&nodes[0].dev->aips), 0);
+	cr_expect_eq(rig_nodes[0].dev->npeers, 2, "no identity yet: an ordinary peer");
+	cr_assert_eq(rig_set(0, "private_key=%s\npublic_key=%s\nallowed_ip=198.18.0.0/24\n",
+			     rig_nodes[0].priv_hex, rig_nodes[0].pub_hex),
+		     0);
+	cr_expect_eq(rig_nodes[0].dev->npeers, 1,
+		     "the key change removed it, the block is ignored");
+	cr_expect_null(gwd_peer_lookup(rig_nodes[0].dev, rig_nodes[0].pub));
+	cr_expect_eq(gwd_allowedips_count(&rig_nodes[0].dev->aips), 0);
 }
 
 Test(uapi, listen_port_and_fwmark)
 {
 	char *out;
 
-	cr_assert_eq(set(0, "listen_port=0\n"), 0);
-	cr_expect_eq(nodes[0].dev->listen_port, 0, "unchanged: no rebind");
-	cr_expect_eq(nodes[0].bind_calls, 0);
-	cr_assert_eq(set(0, "listen_port=51820\nfwmark=0x10\n"), -EINVAL);
-	cr_assert_eq(set(0, "listen_port=51820\nfwmark=16\n"), 0);
-	cr_expect_eq(nodes[0].bind_calls, 1);
-	cr_assert_eq(set(0, "listen_port=4242\n"), -EADDRINUSE);
-	out = get(0);
+	cr_assert_eq(rig_set(0, "listen_port=0\n"), 0);
+	cr_expect_eq(rig_nodes[0].dev->listen_port, 0, "unchanged: no rebind");
+	cr_expect_eq(obs[0].bind_calls, 0);
+	cr_assert_eq(rig_set(0, "listen_port=51820\nfwmark=0x10\n"), -EINVAL);
+	cr_assert_eq(rig_set(0, "listen_port=51820\nfwmark=16\n"), 0);
+	cr_expect_eq(obs[0].bind_calls, 1);
+	cr_assert_eq(rig_set(0, "listen_port=4242\n"), -EADDRINUSE);
+	out = rig_get(rig_nodes[0].dev);
 	cr_expect_str_eq(out, "listen_port=51820\nfwmark=16\n");
 	free(out);
-	cr_assert_eq(set(0, "fwmark=0\n"), 0);
-	out = get(0);
+	cr_assert_eq(rig_set(0, "fwmark=0\n"), 0);
+	out = rig_get(rig_nodes[0].dev);
 	cr_expect_str_eq(out, "listen_port=51820\n");
 	free(out);
 }
@@ -462,9 +329,9 @@ Test(uapi, stats_lists_every_counter)
 	size_t lines = 0;
 
 	gw_random_bytes(x, sizeof(x));
-	cr_assert_eq(set(0, "public_key=%s\n", hexkey(x)), 0);
+	cr_assert_eq(rig_set(0, "public_key=%s\n", rig_hex(x)), 0);
 	gwd_uapi_buf_init(&b, 1 << 20);
-	cr_assert_eq(gwd_uapi_stats(nodes[0].dev, &b), 0);
+	cr_assert_eq(gwd_uapi_stats(rig_nodes[0].dev, &b), 0);
 	for (size_t i = 0; i < b.len; i++)
 		lines += b.data[i] == '\n';
 	/* peers, under_load, counters; public_key, staged_packets, counters. */
@@ -478,16 +345,17 @@ Test(uapi, stats_lists_every_counter)
 
 static void link_nodes(const char *psk0, const char *psk1)
 {
-	for (int i = 0; i < NODES; i++) {
-		struct node *o = &nodes[1 - i];
+	for (int i = 0; i < RIG_NODES; i++) {
+		struct rig_node *o = &rig_nodes[1 - i];
 
-		cr_assert_eq(set(i,
-				 "private_key=%s\nlisten_port=%d\npublic_key=%s\npreshared_key=%s\n"
-				 "endpoint=192.0.2.%d:%d\nallowed_ip=198.18.0.%d/32\n"
-				 "allowed_ip=2001:db8:f::%d/128\n",
-				 nodes[i].priv_hex, 51820 + i, o->pub_hex, i ? psk1 : psk0, 2 - i,
-				 51821 - i, 2 - i, 2 - i),
-			     0);
+		cr_assert_eq(
+		    rig_set(i,
+			    "private_key=%s\nlisten_port=%d\npublic_key=%s\npreshared_key=%s\n"
+			    "endpoint=192.0.2.%d:%d\nallowed_ip=198.18.0.%d/32\n"
+			    "allowed_ip=2001:db8:f::%d/128\n",
+			    rig_nodes[i].priv_hex, 51820 + i, o->pub_hex, i ? psk1 : psk0, 2 - i,
+			    51821 - i, 2 - i, 2 - i),
+		    0);
 	}
 }
 
@@ -524,7 +392,7 @@ static size_t ip6(uint8_t *p, size_t len, uint8_t s, uint8_t d)
 
 static struct gwd_peer *peer_of(int i)
 {
-	return nodes[i].dev->peers_head;
+	return rig_nodes[i].dev->peers_head;
 }
 
 Test(data, ping_round_trip_both_families)
@@ -534,26 +402,26 @@ Test(data, ping_round_trip_both_families)
 
 	link_nodes(zero_psk, zero_psk);
 	len = ip4(pkt, 84, 1, 2, 0x5a);
-	gwd_device_xmit(nodes[0].dev, pkt, len);
-	pump();
-	cr_assert_eq(nodes[1].ntun, 1);
-	cr_expect_eq(nodes[1].tun[0].len, 84);
-	cr_expect_eq(memcmp(nodes[1].tun[0].data, pkt, 84), 0);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, len);
+	rig_pump();
+	cr_assert_eq(rig_nodes[1].ntun, 1);
+	cr_expect_eq(obs[1].tun[0].len, 84);
+	cr_expect_eq(memcmp(obs[1].tun[0].data, pkt, 84), 0);
 	len = ip4(pkt, 84, 2, 1, 0xa5);
-	gwd_device_xmit(nodes[1].dev, pkt, len);
-	pump();
-	cr_assert_eq(nodes[0].ntun, 1);
-	cr_expect_eq(memcmp(nodes[0].tun[0].data, pkt, 84), 0);
+	gwd_device_xmit(rig_nodes[1].dev, pkt, len);
+	rig_pump();
+	cr_assert_eq(rig_nodes[0].ntun, 1);
+	cr_expect_eq(memcmp(obs[0].tun[0].data, pkt, 84), 0);
 	/* Padded to a multiple of 16: 84 -> 96 bytes of plaintext. */
-	cr_expect_eq(nodes[1].last_sent.len, GWD_MESSAGE_DATA_LEN(96));
+	cr_expect_eq(obs[1].last_sent.len, GWD_MESSAGE_DATA_LEN(96));
 	len = ip6(pkt, 104, 2, 1);
-	gwd_device_xmit(nodes[1].dev, pkt, len);
-	pump();
-	cr_assert_eq(nodes[0].ntun, 2);
-	cr_expect_eq(memcmp(nodes[0].tun[1].data, pkt, 104), 0);
+	gwd_device_xmit(rig_nodes[1].dev, pkt, len);
+	rig_pump();
+	cr_assert_eq(rig_nodes[0].ntun, 2);
+	cr_expect_eq(memcmp(obs[0].tun[1].data, pkt, 104), 0);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_TUN_TX_PACKETS], 2);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_RX_BYTES] + 0,
-		     nodes[0].dev->stats[GWD_STAT_RX_BYTES],
+		     rig_nodes[0].dev->stats[GWD_STAT_RX_BYTES],
 		     "every datagram A got was authenticated and from B");
 }
 
@@ -580,31 +448,32 @@ Test(data, cryptokey_routing)
 
 	link_nodes(zero_psk, zero_psk);
 	/* Outbound: nobody owns 198.18.0.77. */
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 77, 0));
-	cr_expect_eq(nodes[0].dev->stats[GWD_STAT_DROP_NO_ROUTE], 1);
-	cr_expect_eq(qtail, 0, "nothing sent");
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 77, 0));
+	cr_expect_eq(rig_nodes[0].dev->stats[GWD_STAT_DROP_NO_ROUTE], 1);
+	cr_expect_eq(obs[0].last_sent.len, 0, "nothing sent");
 	/* Inbound: B sends (it may: A's address) a packet claiming a source B may not use. */
-	cr_assert_eq(set(1, "public_key=%s\nallowed_ip=198.18.0.0/24\n", nodes[0].pub_hex), 0);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 0)); /* handshake first */
-	pump();
-	cr_assert_eq(nodes[1].ntun, 1);
-	gwd_device_xmit(nodes[1].dev, pkt, ip4(pkt, 60, 9, 1, 0));
-	pump();
-	cr_expect_eq(nodes[0].ntun, 0);
+	cr_assert_eq(rig_set(1, "public_key=%s\nallowed_ip=198.18.0.0/24\n", rig_nodes[0].pub_hex),
+		     0);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 0)); /* handshake first */
+	rig_pump();
+	cr_assert_eq(rig_nodes[1].ntun, 1);
+	gwd_device_xmit(rig_nodes[1].dev, pkt, ip4(pkt, 60, 9, 1, 0));
+	rig_pump();
+	cr_expect_eq(rig_nodes[0].ntun, 0);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_DROP_INVALID_SOURCE], 1);
 	/* A malformed inner header: total length beyond what arrived. */
 	ip4(pkt, 60, 2, 1, 0);
 	pkt[2] = 0, pkt[3] = 200;
-	gwd_device_xmit(nodes[1].dev, pkt, 60);
-	pump();
+	gwd_device_xmit(rig_nodes[1].dev, pkt, 60);
+	rig_pump();
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_DROP_MALFORMED], 1);
 	/* Trailing bytes beyond the IP length (padding) are cut before the TUN. */
 	ip4(pkt, 60, 2, 1, 0);
 	pkt[3] = 40;
-	gwd_device_xmit(nodes[1].dev, pkt, 60);
-	pump();
-	cr_assert_eq(nodes[0].ntun, 1);
-	cr_expect_eq(nodes[0].tun[0].len, 40);
+	gwd_device_xmit(rig_nodes[1].dev, pkt, 60);
+	rig_pump();
+	cr_assert_eq(rig_nodes[0].ntun, 1);
+	cr_expect_eq(obs[0].tun[0].len, 40);
 }
 
 Test(data, replay_and_tamper_dropped)
@@ -614,26 +483,26 @@ Test(data, replay_and_tamper_dropped)
 	union gw_sockaddr from;
 
 	link_nodes(zero_psk, zero_psk);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 2));
-	captured = nodes[0].last_sent;
-	from = nodes[0].addr;
-	pump();
-	cr_assert_eq(nodes[1].ntun, 2);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 2));
+	captured = obs[0].last_sent;
+	from = rig_nodes[0].addr;
+	rig_pump();
+	cr_assert_eq(rig_nodes[1].ntun, 2);
 	deliver_to(1, &from, &captured);
-	cr_expect_eq(nodes[1].ntun, 2, "replayed packet not delivered");
+	cr_expect_eq(rig_nodes[1].ntun, 2, "replayed packet not delivered");
 	cr_expect_eq(peer_of(1)->stats[GWD_STAT_DROP_REPLAY], 1);
 	captured.data[captured.len - 1] ^= 1;
 	deliver_to(1, &from, &captured);
 	cr_expect_eq(peer_of(1)->stats[GWD_STAT_DROP_BAD_AUTH], 1);
 	captured.data[4] ^= 0xff; /* another receiver index */
 	deliver_to(1, &from, &captured);
-	cr_expect_eq(nodes[1].dev->stats[GWD_STAT_DROP_UNKNOWN_INDEX], 1);
+	cr_expect_eq(rig_nodes[1].dev->stats[GWD_STAT_DROP_UNKNOWN_INDEX], 1);
 	captured.len = 20; /* shorter than a keepalive */
 	deliver_to(1, &from, &captured);
-	cr_expect_eq(nodes[1].dev->stats[GWD_STAT_DROP_MALFORMED], 1);
-	cr_expect_eq(nodes[1].ntun, 2);
+	cr_expect_eq(rig_nodes[1].dev->stats[GWD_STAT_DROP_MALFORMED], 1);
+	cr_expect_eq(rig_nodes[1].ntun, 2);
 }
 
 Test(data, roaming_follows_authenticated_packets)
@@ -642,13 +511,13 @@ Test(data, roaming_follows_authenticated_packets)
 	char ep[GW_ENDPOINT_STR_LEN];
 
 	link_nodes(zero_psk, zero_psk);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
 	/* A moves: its packets now come from 192.0.2.99:6000. */
-	nodes[0].addr.in.sin_addr.s_addr = htonl(0xc0000263);
-	nodes[0].addr.in.sin_port = htons(6000);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
+	rig_nodes[0].addr.in.sin_addr.s_addr = htonl(0xc0000263);
+	rig_nodes[0].addr.in.sin_port = htons(6000);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
 	gw_endpoint_format(&peer_of(1)->endpoint, ep, sizeof(ep));
 	cr_expect_str_eq(ep, "192.0.2.99:6000");
 	cr_expect_eq(peer_of(1)->src.family, AF_INET);
@@ -656,9 +525,9 @@ Test(data, roaming_follows_authenticated_packets)
 	/* An unauthenticated packet from elsewhere does not move it. */
 	{
 		struct packet junk = {.len = 64};
-		union gw_sockaddr other = nodes[0].addr;
+		union gw_sockaddr other = rig_nodes[0].addr;
 
-		memcpy(junk.data, nodes[0].last_sent.data, 16);
+		memcpy(junk.data, obs[0].last_sent.data, 16);
 		other.in.sin_port = htons(7000);
 		deliver_to(1, &other, &junk);
 	}
@@ -675,14 +544,15 @@ Test(data, preshared_keys)
 	uint8_t pkt[100];
 
 	link_nodes(psk1, psk2);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
-	cr_expect_eq(nodes[1].ntun, 0);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
+	cr_expect_eq(rig_nodes[1].ntun, 0);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_HS_FAIL_BAD_AUTH], 1, "response rejected");
 	cr_expect_null(peer_of(0)->noise.current);
-	cr_assert_eq(set(1, "public_key=%s\npreshared_key=%s\n", nodes[0].pub_hex, psk1), 0);
-	run_ms(6000); /* the retransmission carries the staged packet through */
-	cr_expect_eq(nodes[1].ntun, 1);
+	cr_assert_eq(rig_set(1, "public_key=%s\npreshared_key=%s\n", rig_nodes[0].pub_hex, psk1),
+		     0);
+	rig_run_ms(6000); /* the retransmission carries the staged packet through */
+	cr_expect_eq(rig_nodes[1].ntun, 1);
 	cr_expect_not_null(peer_of(0)->noise.current);
 }
 
@@ -692,22 +562,22 @@ Test(data, private_key_change_expires_sessions)
 	char hex[GW_KEY_HEX_LEN + 1];
 
 	link_nodes(zero_psk, zero_psk);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
 	cr_assert_not_null(peer_of(0)->noise.current);
 	gw_x25519_generate(priv);
 	gw_key_to_hex(hex, priv);
-	cr_assert_eq(set(0, "private_key=%s\n", hex), 0);
+	cr_assert_eq(rig_set(0, "private_key=%s\n", hex), 0);
 	cr_expect_eq(peer_of(0)->noise.current->sending_counter, GWD_REJECT_AFTER_MESSAGES);
 	/* The next packet needs a handshake (once REKEY_TIMEOUT allows); B knows no such key. */
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
 	cr_expect_eq(peer_of(0)->nstaged, 1);
-	run_ms(5100);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
-	cr_expect_eq(nodes[1].ntun, 1);
-	cr_expect_eq(nodes[1].dev->stats[GWD_STAT_HS_FAIL_UNKNOWN_PEER], 1);
+	rig_run_ms(5100);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
+	cr_expect_eq(rig_nodes[1].ntun, 1);
+	cr_expect_eq(rig_nodes[1].dev->stats[GWD_STAT_HS_FAIL_UNKNOWN_PEER], 1);
 	cr_expect_eq(peer_of(0)->nstaged, 2);
 }
 
@@ -717,17 +587,17 @@ Test(data, peer_removal_frees_everything)
 	size_t idx;
 
 	link_nodes(zero_psk, zero_psk);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
-	idx = nodes[0].dev->index.count;
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
+	idx = rig_nodes[0].dev->index.count;
 	cr_expect_geq(idx, 1);
-	cr_assert_eq(set(0, "public_key=%s\nremove=true\n", nodes[1].pub_hex), 0);
-	cr_expect_eq(nodes[0].dev->index.count, 0);
-	cr_expect_eq(gwd_allowedips_count(&nodes[0].dev->aips), 0);
+	cr_assert_eq(rig_set(0, "public_key=%s\nremove=true\n", rig_nodes[1].pub_hex), 0);
+	cr_expect_eq(rig_nodes[0].dev->index.count, 0);
+	cr_expect_eq(gwd_allowedips_count(&rig_nodes[0].dev->aips), 0);
 	/* B's data now names an index A forgot. */
-	gwd_device_xmit(nodes[1].dev, pkt, ip4(pkt, 60, 2, 1, 1));
-	pump();
-	cr_expect_eq(nodes[0].dev->stats[GWD_STAT_DROP_UNKNOWN_INDEX], 1);
+	gwd_device_xmit(rig_nodes[1].dev, pkt, ip4(pkt, 60, 2, 1, 1));
+	rig_pump();
+	cr_expect_eq(rig_nodes[0].dev->stats[GWD_STAT_DROP_UNKNOWN_INDEX], 1);
 }
 
 Test(data, staged_queue_bounded)
@@ -735,9 +605,9 @@ Test(data, staged_queue_bounded)
 	uint8_t pkt[100];
 
 	link_nodes(zero_psk, zero_psk);
-	nodes[1].addr.in.sin_port = htons(1); /* A's datagrams go nowhere */
+	rig_nodes[1].addr.in.sin_port = htons(1); /* A's datagrams go nowhere */
 	for (int i = 0; i < GWD_MAX_STAGED_PACKETS + 10; i++)
-		gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, (uint8_t)i));
+		gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, (uint8_t)i));
 	cr_expect_eq(peer_of(0)->nstaged, GWD_MAX_STAGED_PACKETS);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_DROP_QUEUE_FULL], 10);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_HANDSHAKES_INITIATED], 1, "rate limited");
@@ -749,16 +619,16 @@ Test(data, cookie_when_under_load)
 {
 	uint8_t pkt[100];
 
-	nodes[1].dev->under_load_threshold = 0; /* every handshake packet: under load */
+	rig_nodes[1].dev->under_load_threshold = 0; /* every handshake packet: under load */
 	link_nodes(zero_psk, zero_psk);
-	gwd_device_xmit(nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
-	pump();
-	cr_expect_eq(nodes[1].dev->stats[GWD_STAT_COOKIE_REPLIES_SENT], 1);
+	gwd_device_xmit(rig_nodes[0].dev, pkt, ip4(pkt, 60, 1, 2, 1));
+	rig_pump();
+	cr_expect_eq(rig_nodes[1].dev->stats[GWD_STAT_COOKIE_REPLIES_SENT], 1);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_COOKIE_REPLIES_RECEIVED], 1);
-	cr_expect_eq(nodes[1].ntun, 0);
-	run_ms(5400); /* the retransmission carries mac2 */
-	cr_expect_eq(nodes[1].dev->stats[GWD_STAT_COOKIE_REPLIES_SENT], 1);
-	cr_expect_eq(nodes[1].ntun, 1);
+	cr_expect_eq(rig_nodes[1].ntun, 0);
+	rig_run_ms(5400); /* the retransmission carries mac2 */
+	cr_expect_eq(rig_nodes[1].dev->stats[GWD_STAT_COOKIE_REPLIES_SENT], 1);
+	cr_expect_eq(rig_nodes[1].ntun, 1);
 	cr_expect_eq(peer_of(1)->stats[GWD_STAT_HANDSHAKES_COMPLETED], 1);
 }
 
@@ -771,7 +641,7 @@ static void server_setup(void)
 {
 	setup();
 	snprintf(sock_path, sizeof(sock_path), "/tmp/gwd-test-%d.sock", (int)getpid());
-	cr_assert_eq(gwd_uapi_server_open(&srv, nodes[0].dev, sock_path), 0);
+	cr_assert_eq(gwd_uapi_server_open(&srv, rig_nodes[0].dev, sock_path), 0);
 }
 
 static void server_teardown(void)
@@ -805,7 +675,7 @@ static char *read_answers(int fd, int count, bool *closed)
 	for (int spins = 0; spins < 200 && seen < count; spins++) {
 		ssize_t n;
 
-		gw_loop_run_once(loop, 5);
+		gw_loop_run_once(rig_loop, 5);
 		n = recv(fd, buf + len, sizeof(buf) - len - 1, 0);
 		if (n == 0) {
 			*closed = true;
@@ -837,7 +707,7 @@ Test(server, pipelined_requests)
 	    req, sizeof(req),
 	    "set=1\nprivate_key=%s\nlisten_port=51820\n\nget=1\n\nstats=1\n\nset=1\nbogus=1\n\n"
 	    "get=1\n\n",
-	    nodes[0].priv_hex);
+	    rig_nodes[0].priv_hex);
 	send_all(fd, req);
 	ans = read_answers(fd, 5, &closed);
 	cr_expect_not(closed);
@@ -859,7 +729,7 @@ Test(server, byte_by_byte)
 
 	for (size_t i = 0; i < sizeof(req) - 1; i++) {
 		cr_assert_eq(send(fd, req + i, 1, 0), 1);
-		gw_loop_run_once(loop, 1);
+		gw_loop_run_once(rig_loop, 1);
 	}
 	ans = read_answers(fd, 2, &closed);
 	cr_expect_not_null(strstr(ans, "errno=0\n\nerrno=0\n\n"), "%s", ans);
@@ -898,21 +768,21 @@ TestSuite(load, .init = setup, .fini = teardown);
 
 Test(load, threshold_per_second_with_one_second_hold)
 {
-	struct gwd_device *dev = nodes[0].dev;
+	struct gwd_device *dev = rig_nodes[0].dev;
 
 	dev->under_load_threshold = 3;
-	dev->load_window_start = fc.mono;
+	dev->load_window_start = rig_fc.mono;
 	for (int i = 1; i <= 3; i++)
 		cr_expect_not(gwd_device_under_load(dev, true), "packet %d of 3", i);
 	cr_expect(gwd_device_under_load(dev, true), "the 4th in a second");
 	cr_expect(gwd_device_under_load(dev, false));
-	run_ms(990);
+	rig_run_ms(990);
 	cr_expect(gwd_device_under_load(dev, false), "held for a second");
-	run_ms(20);
+	rig_run_ms(20);
 	cr_expect_not(gwd_device_under_load(dev, false), "a quiet second later");
 	/* A new window counts from zero. */
 	for (int i = 1; i <= 3; i++)
 		cr_expect_not(gwd_device_under_load(dev, true));
-	run_ms(1000);
+	rig_run_ms(1000);
 	cr_expect_not(gwd_device_under_load(dev, true), "the count restarted");
 }

@@ -23,171 +23,24 @@
 #include "gw/log.h"
 #include "metrics.h"
 #include "peer.h"
+#include "support.h"
 #include "uapi.h"
 
 #define PROMTOOL "/usr/bin/promtool"
 
 enum {
-	NODES = 2,
-	QUEUE = 64,
-	DGRAM_MAX = 1600,
 	CLIENT = 0,
 	GATEWAY = 1,
 };
 
-struct packet {
-	size_t len;
-	uint8_t data[DGRAM_MAX];
-};
-
-struct node {
-	struct gwd_device *dev;
-	union gw_sockaddr addr;
-	uint8_t priv[GW_KEY_LEN], pub[GW_KEY_LEN];
-	size_t ntun;
-};
-
-struct dgram {
-	int to;
-	union gw_sockaddr from;
-	struct packet p;
-};
-
-static struct gw_fake_clock fc;
-static struct gw_loop *loop;
-static struct node nodes[NODES];
-static struct dgram queue[QUEUE];
-static size_t qhead, qtail;
-
-static int net_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src, const void *buf,
-		    size_t len)
-{
-	struct node *n = arg;
-
-	(void)src;
-	cr_assert_leq(len, DGRAM_MAX);
-	for (int i = 0; i < NODES; i++) {
-		struct dgram *d;
-
-		if (!gw_sockaddr_equal(&nodes[i].addr, to))
-			continue;
-		cr_assert_lt(qtail - qhead, QUEUE, "pipe overflow");
-		d = &queue[qtail++ % QUEUE];
-		d->to = i;
-		d->from = n->addr;
-		d->p.len = len;
-		memcpy(d->p.data, buf, len);
-	}
-	return 0;
-}
-
-static int net_deliver(void *arg, const void *pkt, size_t len)
-{
-	struct node *n = arg;
-
-	(void)pkt;
-	(void)len;
-	n->ntun++;
-	return 0;
-}
-
-static int net_bind_prepare(void *arg, uint16_t port, uint32_t fwmark, uint16_t *bound)
-{
-	(void)arg;
-	(void)fwmark;
-	*bound = port ? port : 40000;
-	return 0;
-}
-
-static void net_bind_finish(void *arg, bool commit)
-{
-	(void)arg;
-	(void)commit;
-}
-
-static int net_set_fwmark(void *arg, uint32_t fwmark)
-{
-	(void)arg;
-	(void)fwmark;
-	return 0;
-}
-
-static const struct gwd_net_ops ops = {
-    .send = net_send,
-    .deliver = net_deliver,
-    .bind_prepare = net_bind_prepare,
-    .bind_finish = net_bind_finish,
-    .set_fwmark = net_set_fwmark,
-};
-
-static void pump(void)
-{
-	while (qhead != qtail) {
-		static uint8_t buf[DGRAM_MAX];
-		struct dgram *d = &queue[qhead++ % QUEUE];
-		struct gwd_src local = {.family = AF_INET, .v4 = nodes[d->to].addr.in.sin_addr};
-
-		memcpy(buf, d->p.data, d->p.len);
-		gwd_device_receive(nodes[d->to].dev, buf, d->p.len, &d->from, &local);
-	}
-}
-
 static void setup(void)
 {
-	cr_assert_eq(gw_crypto_init(), 0);
-	gw_log_init("test", GW_LOG_ERR, GW_LOG_STDERR);
-	gw_fake_clock_init(&fc, 1000 * GW_NSEC_PER_SEC, 1700000000);
-	cr_assert_eq(gw_loop_new(&loop, &fc.clock), 0);
-	qhead = qtail = 0;
-	for (int i = 0; i < NODES; i++) {
-		struct node *n = &nodes[i];
-		struct gwd_device_config cfg = {
-		    .loop = loop,
-		    .net = &ops,
-		    .net_arg = n,
-		    .under_load_threshold = GWD_UNDER_LOAD_DEFAULT,
-		};
-
-		memset(n, 0, sizeof(*n));
-		n->addr.in.sin_family = AF_INET;
-		n->addr.in.sin_port = htons(51820 + i);
-		n->addr.in.sin_addr.s_addr = htonl(0xc0000201 + i); /* 192.0.2.1, .2 */
-		gw_x25519_generate(n->priv);
-		cr_assert(gw_x25519_public(n->pub, n->priv));
-		cr_assert_eq(gwd_device_new(&n->dev, &cfg), 0);
-	}
+	rig_pair_setup(NULL, GW_LOG_ERR);
 }
 
 static void teardown(void)
 {
-	for (int i = 0; i < NODES; i++)
-		gwd_device_free(nodes[i].dev);
-	gw_loop_free(loop);
-}
-
-__attribute__((format(printf, 2, 3))) static void set(int i, const char *fmt, ...)
-{
-	char body[4096];
-	struct gwd_uapi_set s;
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	cr_assert(len >= 0 && (size_t)len < sizeof(body));
-	cr_assert_eq(gwd_uapi_set_parse(&s, body, (size_t)len, NULL), 0, "%s", body);
-	cr_assert_eq(gwd_uapi_apply(nodes[i].dev, &s), 0);
-	gwd_uapi_set_free(&s);
-}
-
-static char *hexkey(const uint8_t k[static GW_KEY_LEN])
-{
-	static char buf[4][GW_KEY_HEX_LEN + 1];
-	static int n;
-
-	gw_key_to_hex(buf[n % 4], k);
-	return buf[n++ % 4];
+	rig_pair_teardown();
 }
 
 /* The gateway as cluster node 7 (boot 4100: incarnation 4), anycast. */
@@ -195,26 +48,27 @@ static void make_gateway_cluster(void)
 {
 	struct gwd_cluster_config cc = {.node_id = 7, .boot = 4100, .claim_on_receive = true};
 
-	cr_assert_eq(gwd_cluster_enable(nodes[GATEWAY].dev, &cc), 0);
+	cr_assert_eq(gwd_cluster_enable(rig_nodes[GATEWAY].dev, &cc), 0);
 }
 
 /* Client 198.18.0.1 -> gateway 198.18.0.2, each the other's only peer. */
 static void link_nodes(void)
 {
-	set(CLIENT,
-	    "private_key=%s\nlisten_port=51820\npublic_key=%s\nendpoint=192.0.2.2:51821\n"
-	    "allowed_ip=198.18.0.2/32\n",
-	    hexkey(nodes[CLIENT].priv), hexkey(nodes[GATEWAY].pub));
-	set(GATEWAY, "private_key=%s\nlisten_port=51821\npublic_key=%s\nallowed_ip=198.18.0.1/32\n",
-	    hexkey(nodes[GATEWAY].priv), hexkey(nodes[CLIENT].pub));
+	rig_set_ok(CLIENT,
+		   "private_key=%s\nlisten_port=51820\npublic_key=%s\nendpoint=192.0.2.2:51821\n"
+		   "allowed_ip=198.18.0.2/32\n",
+		   rig_hex(rig_nodes[CLIENT].priv), rig_hex(rig_nodes[GATEWAY].pub));
+	rig_set_ok(GATEWAY,
+		   "private_key=%s\nlisten_port=51821\npublic_key=%s\nallowed_ip=198.18.0.1/32\n",
+		   rig_hex(rig_nodes[GATEWAY].priv), rig_hex(rig_nodes[CLIENT].pub));
 }
 
 static void ping(int from, uint8_t s, uint8_t d)
 {
 	uint8_t p[84] = {0x45, 0, 0, 84, 0, 0, 0, 0, 64, 1, 0, 0, 198, 18, 0, s, 198, 18, 0, d};
 
-	gwd_device_xmit(nodes[from].dev, p, sizeof(p));
-	pump();
+	gwd_device_xmit(rig_nodes[from].dev, p, sizeof(p));
+	rig_pump();
 }
 
 /* The exposition of node i; max 0: the default cap. Caller frees. */
@@ -228,7 +82,7 @@ static char *scrape(int i, bool per_peer, size_t max, int *err)
 
 	gw_metrics_init(&m, max);
 	gw_metrics_begin(&m);
-	e = gwd_metrics_write(nodes[i].dev, &opt, &m);
+	e = gwd_metrics_write(rig_nodes[i].dev, &opt, &m);
 	if (!e)
 		e = gw_metrics_end(&m);
 	if (err)
@@ -325,7 +179,7 @@ Test(gwd_metrics, every_counter_once)
 	char series[160], value[32], *text;
 
 	for (int s = 0; s < GWD_STAT__COUNT; s++)
-		nodes[CLIENT].dev->stats[s] = 1000003ULL * (uint64_t)(s + 1) + 7;
+		rig_nodes[CLIENT].dev->stats[s] = 1000003ULL * (uint64_t)(s + 1) + 7;
 	text = scrape(CLIENT, false, 0, NULL);
 	for (int s = 0; s < GWD_STAT__COUNT; s++) {
 		const char *f, *l, *v;
@@ -336,7 +190,7 @@ Test(gwd_metrics, every_counter_once)
 		else
 			snprintf(series, sizeof(series), "%s", f);
 		snprintf(value, sizeof(value), "%llu",
-			 (unsigned long long)nodes[CLIENT].dev->stats[s]);
+			 (unsigned long long)rig_nodes[CLIENT].dev->stats[s]);
 		cr_expect_eq(count_line(text, series, value), 1, "%s %s for %s", series, value,
 			     gwd_stat_names[s]);
 	}
@@ -371,11 +225,11 @@ Test(gwd_metrics, traffic_moves_figures)
 	ping(CLIENT, 1, 2); /* handshake, then the staged packet */
 	ping(GATEWAY, 2, 1);
 	ping(CLIENT, 1, 2);
-	cr_assert_eq(nodes[GATEWAY].ntun, 2);
+	cr_assert_eq(rig_nodes[GATEWAY].ntun, 2);
 	after = scrape(GATEWAY, true, 0, NULL);
 	cr_expect_eq(promtool_check(after), 0, "promtool rejected:\n%s", after);
 	cr_expect_eq(u64_of(after, "gwd_rx_bytes_total"),
-		     nodes[GATEWAY].dev->stats[GWD_STAT_RX_BYTES]);
+		     rig_nodes[GATEWAY].dev->stats[GWD_STAT_RX_BYTES]);
 	cr_expect_gt(u64_of(after, "gwd_rx_bytes_total"), 0);
 	cr_expect_gt(u64_of(after, "gwd_tx_bytes_total"), 0);
 	cr_expect_eq(u64_of(after, "gwd_tun_tx_packets_total"), 2);
@@ -389,18 +243,19 @@ Test(gwd_metrics, traffic_moves_figures)
 	cr_expect_eq(u64_of(after, "gwd_cluster_syncd_connected"), 0);
 	/* The gateway's keypair came from its handshake: epoch 0, counted from 0. */
 	cr_expect_eq(u64_of(after, "gwd_region_send_epoch_max"), 0);
-	cr_expect_eq(u64_of(after, "gwd_region_headroom_min"),
-		     gwd_cluster_region_headroom(nodes[GATEWAY].dev,
-						 nodes[GATEWAY].dev->peers_head->noise.current));
+	cr_expect_eq(
+	    u64_of(after, "gwd_region_headroom_min"),
+	    gwd_cluster_region_headroom(rig_nodes[GATEWAY].dev,
+					rig_nodes[GATEWAY].dev->peers_head->noise.current));
 	cr_expect_not_null(value_of(after, "gwd_last_handshake_timestamp_seconds"));
 	/* Per peer: the client's key with the peer's own counters. */
-	gw_key_to_base64(pub, nodes[CLIENT].pub);
+	gw_key_to_base64(pub, rig_nodes[CLIENT].pub);
 	snprintf(series, sizeof(series), "gwd_peer_rx_bytes_total{peer=\"%s\"}", pub);
 	cr_expect_eq(u64_of(after, series),
-		     nodes[GATEWAY].dev->peers_head->stats[GWD_STAT_RX_BYTES]);
+		     rig_nodes[GATEWAY].dev->peers_head->stats[GWD_STAT_RX_BYTES]);
 	snprintf(series, sizeof(series), "gwd_peer_tx_packets_total{peer=\"%s\"}", pub);
 	cr_expect_eq(u64_of(after, series),
-		     nodes[GATEWAY].dev->peers_head->stats[GWD_STAT_TX_PACKETS]);
+		     rig_nodes[GATEWAY].dev->peers_head->stats[GWD_STAT_TX_PACKETS]);
 	snprintf(series, sizeof(series), "gwd_peer_last_handshake_timestamp_seconds{peer=\"%s\"}",
 		 pub);
 	cr_expect_geq(strtod(value_of(after, series), NULL), 1700000000.0);
@@ -431,11 +286,11 @@ Test(gwd_metrics, vrrp_ownership)
 	uint8_t k[GW_KEY_LEN];
 	char *text;
 
-	cr_assert_eq(gwd_cluster_enable(nodes[GATEWAY].dev, &cc), 0);
-	set(GATEWAY, "private_key=%s\n", hexkey(nodes[GATEWAY].priv));
+	cr_assert_eq(gwd_cluster_enable(rig_nodes[GATEWAY].dev, &cc), 0);
+	rig_set_ok(GATEWAY, "private_key=%s\n", rig_hex(rig_nodes[GATEWAY].priv));
 	for (int i = 0; i < 5; i++) {
 		gw_random_bytes(k, sizeof(k));
-		set(GATEWAY, "public_key=%s\nallowed_ip=198.18.1.%d/32\n", hexkey(k), i);
+		rig_set_ok(GATEWAY, "public_key=%s\nallowed_ip=198.18.1.%d/32\n", rig_hex(k), i);
 	}
 	text = scrape(GATEWAY, false, 0, NULL);
 	cr_expect_eq(u64_of(text, "gwd_peers"), 5);
@@ -443,13 +298,13 @@ Test(gwd_metrics, vrrp_ownership)
 	cr_expect_eq(u64_of(text, "gwd_cluster_master"), 0);
 	cr_expect_eq(count_line(text, "gwd_cluster_info{node_id=\"3\",mode=\"vrrp\"}", "1"), 1);
 	free(text);
-	gwd_cluster_claim_all(nodes[GATEWAY].dev);
+	gwd_cluster_claim_all(rig_nodes[GATEWAY].dev);
 	text = scrape(GATEWAY, false, 0, NULL);
 	cr_expect_eq(u64_of(text, "gwd_peers_owned"), 5);
 	cr_expect_eq(u64_of(text, "gwd_cluster_master"), 1);
 	cr_expect_eq(u64_of(text, "gwd_ownership_claims_total"), 5);
 	free(text);
-	gwd_cluster_release_all(nodes[GATEWAY].dev);
+	gwd_cluster_release_all(rig_nodes[GATEWAY].dev);
 	text = scrape(GATEWAY, false, 0, NULL);
 	cr_expect_eq(u64_of(text, "gwd_peers_owned"), 0);
 	cr_expect_eq(u64_of(text, "gwd_ownership_releases_total"), 5);
@@ -466,7 +321,7 @@ Test(gwd_metrics, cap_fails_whole)
 
 	for (int i = 0; i < 200; i++) {
 		gw_random_bytes(k, sizeof(k));
-		set(CLIENT, "public_key=%s\n", hexkey(k));
+		rig_set_ok(CLIENT, "public_key=%s\n", rig_hex(k));
 	}
 	text = scrape(CLIENT, false, 16384, &err);
 	cr_expect_eq(err, 0, "the aggregates fit");

@@ -15,15 +15,10 @@
 #include "gw/key.h"
 #include "gw/log.h"
 #include "peer.h"
+#include "support.h"
 #include "uapi.h"
 
-enum {
-	NODES = 2,
-	QUEUE = 512,
-	DGRAM_MAX = 1600,
-	SENT_MAX = 8192,
-	STEP_MS = 10,
-};
+enum { SENT_MAX = 8192 };
 
 struct sent {
 	uint8_t type;
@@ -31,200 +26,54 @@ struct sent {
 	uint64_t at; /* ms since the test began */
 };
 
-struct node {
-	struct gwd_device *dev;
-	union gw_sockaddr addr;
-	uint8_t priv[GW_KEY_LEN], pub[GW_KEY_LEN];
+/* What each node sent, and whether it is cut off. */
+static struct {
 	struct sent sent[SENT_MAX];
 	size_t nsent;
-	size_t ntun;
 	bool drop_out; /* black-hole everything this node sends */
-};
-
-struct dgram {
-	int to;
-	union gw_sockaddr from;
-	size_t len;
-	uint8_t data[DGRAM_MAX];
-};
-
-static struct gw_fake_clock fc;
-static struct gw_loop *loop;
-static struct node nodes[NODES];
-static struct dgram queue[QUEUE];
-static size_t qhead, qtail;
+} logs[RIG_NODES];
 static uint64_t t0_ns;
 
 static uint64_t now_ms(void)
 {
-	return (fc.mono - t0_ns) / GW_NSEC_PER_MSEC;
+	return (rig_fc.mono - t0_ns) / GW_NSEC_PER_MSEC;
 }
 
-static int net_send(void *arg, const union gw_sockaddr *to, struct gwd_src *src, const void *buf,
-		    size_t len)
+static bool on_sent(int i, const union gw_sockaddr *to, const void *buf, size_t len)
 {
-	struct node *n = arg;
-	struct dgram *d;
-
-	(void)src;
-	cr_assert_lt(n->nsent, SENT_MAX);
-	n->sent[n->nsent++] = (struct sent){((const uint8_t *)buf)[0], (uint32_t)len, now_ms()};
-	if (n->drop_out)
-		return 0;
-	for (int i = 0; i < NODES; i++) {
-		if (!gw_sockaddr_equal(&nodes[i].addr, to))
-			continue;
-		cr_assert_lt(qtail - qhead, QUEUE, "pipe overflow");
-		cr_assert_leq(len, DGRAM_MAX);
-		d = &queue[qtail++ % QUEUE];
-		d->to = i;
-		d->from = n->addr;
-		d->len = len;
-		memcpy(d->data, buf, len);
-	}
-	return 0;
+	(void)to;
+	cr_assert_lt(logs[i].nsent, SENT_MAX);
+	logs[i].sent[logs[i].nsent++] =
+	    (struct sent){((const uint8_t *)buf)[0], (uint32_t)len, now_ms()};
+	return !logs[i].drop_out;
 }
 
-static int net_deliver(void *arg, const void *pkt, size_t len)
-{
-	struct node *n = arg;
-
-	(void)pkt;
-	(void)len;
-	n->ntun++;
-	return 0;
-}
-
-static int net_bind_prepare(void *arg, uint16_t port, uint32_t fwmark, uint16_t *bound)
-{
-	(void)arg;
-	(void)fwmark;
-	*bound = port;
-	return 0;
-}
-
-static void net_bind_finish(void *arg, bool commit)
-{
-	(void)arg;
-	(void)commit;
-}
-
-static int net_set_fwmark(void *arg, uint32_t fwmark)
-{
-	(void)arg;
-	(void)fwmark;
-	return 0;
-}
-
-static const struct gwd_net_ops ops = {
-    .send = net_send,
-    .deliver = net_deliver,
-    .bind_prepare = net_bind_prepare,
-    .bind_finish = net_bind_finish,
-    .set_fwmark = net_set_fwmark,
-};
-
-/* Delivers every datagram in flight, including those sent in reaction. */
-static void pump(void)
-{
-	static uint8_t buf[DGRAM_MAX];
-
-	while (qhead != qtail) {
-		struct dgram *d = &queue[qhead++ % QUEUE];
-		struct node *n = &nodes[d->to];
-		struct gwd_src local = {.family = AF_INET, .v4 = n->addr.in.sin_addr};
-		union gw_sockaddr from = d->from;
-		size_t len = d->len;
-
-		memcpy(buf, d->data, len);
-		gwd_device_receive(n->dev, buf, len, &from, &local);
-	}
-}
-
-/* Lets time pass in steps, firing timers and delivering what they send. */
-static void run_ms(uint64_t ms)
-{
-	for (uint64_t t = 0; t < ms; t += STEP_MS) {
-		gw_fake_clock_advance(&fc, STEP_MS * GW_NSEC_PER_MSEC);
-		gw_loop_run_timers(loop);
-		pump();
-	}
-}
-
-__attribute__((format(printf, 2, 3))) static void configure(struct node *n, const char *fmt, ...)
-{
-	char body[2048];
-	struct gwd_uapi_set set;
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	cr_assert(len > 0 && (size_t)len < sizeof(body));
-	cr_assert_eq(gwd_uapi_set_parse(&set, body, (size_t)len, NULL), 0, "%s", body);
-	cr_assert_eq(gwd_uapi_apply(n->dev, &set), 0);
-	gwd_uapi_set_free(&set);
-}
-
-static void hex(char out[static GW_KEY_HEX_LEN + 1], const uint8_t key[static GW_KEY_LEN])
-{
-	gw_key_to_hex(out, key);
-}
+static const struct rig_hooks hooks = {.sent = on_sent};
 
 /* A at 192.0.2.1:51820 (198.18.0.1), B at 192.0.2.2:51821 (198.18.0.2), peers of each other. */
 static void setup(void)
 {
-	static const char *const addrs[NODES] = {"192.0.2.1", "192.0.2.2"};
-	char priv[GW_KEY_HEX_LEN + 1], pub[GW_KEY_HEX_LEN + 1];
-
-	cr_assert_eq(gw_crypto_init(), 0);
-	gw_log_init("test", GW_LOG_WARN, GW_LOG_STDERR);
-	gw_fake_clock_init(&fc, 1000 * GW_NSEC_PER_SEC, 1700000000);
-	t0_ns = fc.mono;
-	cr_assert_eq(gw_loop_new(&loop, &fc.clock), 0);
-	qhead = qtail = 0;
-	for (int i = 0; i < NODES; i++) {
-		struct node *n = &nodes[i];
-		struct gwd_device_config cfg = {
-		    .loop = loop,
-		    .net = &ops,
-		    .net_arg = n,
-		    .under_load_threshold = GWD_UNDER_LOAD_DEFAULT,
-		};
-
-		memset(n, 0, sizeof(*n));
-		n->addr.in.sin_family = AF_INET;
-		n->addr.in.sin_port = htons(51820 + i);
-		cr_assert_eq(inet_pton(AF_INET, addrs[i], &n->addr.in.sin_addr), 1);
-		gw_x25519_generate(n->priv);
-		cr_assert(gw_x25519_public(n->pub, n->priv));
-		cr_assert_eq(gwd_device_new(&n->dev, &cfg), 0);
-	}
-	for (int i = 0; i < NODES; i++) {
-		struct node *n = &nodes[i], *o = &nodes[1 - i];
-
-		hex(priv, n->priv);
-		hex(pub, o->pub);
-		configure(n,
-			  "private_key=%s\nlisten_port=%d\npublic_key=%s\nendpoint=192.0.2.%d:%d\n"
-			  "allowed_ip=198.18.0.%d/32\n",
-			  priv, 51820 + i, pub, 2 - i, 51821 - i, 2 - i);
-	}
+	rig_pair_setup(&hooks, GW_LOG_WARN);
+	t0_ns = rig_fc.mono;
+	memset(logs, 0, sizeof(logs));
+	for (int i = 0; i < RIG_NODES; i++)
+		rig_set_ok(i,
+			   "private_key=%s\nlisten_port=%d\npublic_key=%s\nendpoint=192.0.2.%d:%d\n"
+			   "allowed_ip=198.18.0.%d/32\n",
+			   rig_nodes[i].priv_hex, 51820 + i, rig_nodes[1 - i].pub_hex, 2 - i,
+			   51821 - i, 2 - i);
 }
 
 static void teardown(void)
 {
-	for (int i = 0; i < NODES; i++)
-		gwd_device_free(nodes[i].dev);
-	gw_loop_free(loop);
+	rig_pair_teardown();
 }
 
 TestSuite(timers, .init = setup, .fini = teardown);
 
 static struct gwd_peer *peer_of(int i)
 {
-	return nodes[i].dev->peers_head;
+	return rig_nodes[i].dev->peers_head;
 }
 
 /* An IPv4 packet from node i's inner address to the other's. */
@@ -234,16 +83,16 @@ static void send_ip(int i)
 
 	p[12] = 198, p[13] = 18, p[14] = 0, p[15] = (uint8_t)(1 + i);
 	p[16] = 198, p[17] = 18, p[18] = 0, p[19] = (uint8_t)(2 - i);
-	gwd_device_xmit(nodes[i].dev, p, sizeof(p));
-	pump();
+	gwd_device_xmit(rig_nodes[i].dev, p, sizeof(p));
+	rig_pump();
 }
 
 static size_t count_type(int i, uint8_t type, uint64_t from_ms, uint64_t to_ms)
 {
 	size_t c = 0;
 
-	for (size_t k = 0; k < nodes[i].nsent; k++) {
-		const struct sent *s = &nodes[i].sent[k];
+	for (size_t k = 0; k < logs[i].nsent; k++) {
+		const struct sent *s = &logs[i].sent[k];
 
 		c += s->type == type && s->at >= from_ms && s->at < to_ms;
 	}
@@ -261,7 +110,7 @@ static void establish(void)
 	send_ip(0);
 	cr_assert_not_null(peer_of(0)->noise.current, "initiator has a session");
 	cr_assert_not_null(peer_of(1)->noise.current, "responder confirmed by the keepalive");
-	cr_assert_eq(nodes[1].ntun, 1, "the staged packet went through");
+	cr_assert_eq(rig_nodes[1].ntun, 1, "the staged packet went through");
 }
 
 Test(timers, handshake_delivers_staged_packet)
@@ -282,22 +131,22 @@ Test(timers, keepalive_after_receive_only)
 
 	establish();
 	/* B got data (the staged packet): its keepalive for that goes out at 10 s. */
-	run_ms(11000);
+	rig_run_ms(11000);
 	cr_assert_eq(count_type(1, GWD_MESSAGE_DATA, 10000, 10001), 1);
 	start = now_ms();
-	before = nodes[1].nsent;
+	before = logs[1].nsent;
 	send_ip(0); /* B receives data and sends nothing back */
-	run_ms(9990);
-	cr_expect_eq(nodes[1].nsent, before, "B silent for 10 s");
-	run_ms(20);
-	cr_assert_eq(nodes[1].nsent, before + 1, "one keepalive at 10 s");
-	cr_expect(is_keepalive(&nodes[1].sent[before]));
-	cr_expect_geq(nodes[1].sent[before].at, start + 10000);
-	cr_expect_leq(nodes[1].sent[before].at, start + 10000 + STEP_MS);
+	rig_run_ms(9990);
+	cr_expect_eq(logs[1].nsent, before, "B silent for 10 s");
+	rig_run_ms(20);
+	cr_assert_eq(logs[1].nsent, before + 1, "one keepalive at 10 s");
+	cr_expect(is_keepalive(&logs[1].sent[before]));
+	cr_expect_geq(logs[1].sent[before].at, start + 10000);
+	cr_expect_leq(logs[1].sent[before].at, start + 10000 + RIG_STEP_MS);
 	/* The keepalive counts as received at A, so A does not re-handshake. */
-	run_ms(30000);
+	rig_run_ms(30000);
 	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, start, now_ms() + 1), 0);
-	cr_expect_eq(nodes[1].nsent, before + 1, "no further keepalives");
+	cr_expect_eq(logs[1].nsent, before + 1, "no further keepalives");
 }
 
 Test(timers, retransmit_every_5s_then_give_up)
@@ -305,12 +154,12 @@ Test(timers, retransmit_every_5s_then_give_up)
 	uint64_t prev = 0;
 	size_t n = 0;
 
-	nodes[0].drop_out = true;
+	logs[0].drop_out = true;
 	send_ip(0);
 	cr_assert_eq(peer_of(0)->nstaged, 1);
-	run_ms(200 * 1000);
-	for (size_t k = 0; k < nodes[0].nsent; k++) {
-		const struct sent *s = &nodes[0].sent[k];
+	rig_run_ms(200 * 1000);
+	for (size_t k = 0; k < logs[0].nsent; k++) {
+		const struct sent *s = &logs[0].sent[k];
 
 		if (s->type != GWD_MESSAGE_HANDSHAKE_INITIATION)
 			continue;
@@ -318,7 +167,7 @@ Test(timers, retransmit_every_5s_then_give_up)
 			cr_expect_geq(s->at - prev, 5000, "retry %zu after %llu ms", n,
 				      (unsigned long long)(s->at - prev));
 			cr_expect_leq(
-			    s->at - prev, 5000 + GWD_REKEY_TIMEOUT_JITTER_MAX_MS + STEP_MS,
+			    s->at - prev, 5000 + GWD_REKEY_TIMEOUT_JITTER_MAX_MS + RIG_STEP_MS,
 			    "retry %zu after %llu ms", n, (unsigned long long)(s->at - prev));
 		}
 		prev = s->at;
@@ -326,7 +175,7 @@ Test(timers, retransmit_every_5s_then_give_up)
 	}
 	/* The first initiation and MAX_TIMER_HANDSHAKES + 1 retries, as the kernel. */
 	cr_expect_eq(n, GWD_MAX_TIMER_HANDSHAKES + 2);
-	cr_expect_leq(prev, 19 * (5000 + GWD_REKEY_TIMEOUT_JITTER_MAX_MS + STEP_MS));
+	cr_expect_leq(prev, 19 * (5000 + GWD_REKEY_TIMEOUT_JITTER_MAX_MS + RIG_STEP_MS));
 	cr_expect_eq(peer_of(0)->nstaged, 0, "staged packets purged");
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_HANDSHAKE_TIMEOUTS], 1);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_DROP_HANDSHAKE_TIMEOUT], 1);
@@ -342,19 +191,19 @@ Test(timers, new_handshake_when_data_unanswered)
 	size_t k;
 
 	establish();
-	run_ms(1000);
-	nodes[1].drop_out = true;
+	rig_run_ms(1000);
+	logs[1].drop_out = true;
 	start = now_ms();
 	send_ip(0);
-	run_ms(20000);
-	for (k = 0; k < nodes[0].nsent; k++)
-		if (nodes[0].sent[k].type == GWD_MESSAGE_HANDSHAKE_INITIATION &&
-		    nodes[0].sent[k].at >= start)
+	rig_run_ms(20000);
+	for (k = 0; k < logs[0].nsent; k++)
+		if (logs[0].sent[k].type == GWD_MESSAGE_HANDSHAKE_INITIATION &&
+		    logs[0].sent[k].at >= start)
 			break;
-	cr_assert_lt(k, nodes[0].nsent, "A re-initiates");
-	cr_expect_geq(nodes[0].sent[k].at - start, 15000);
-	cr_expect_leq(nodes[0].sent[k].at - start,
-		      15000 + GWD_REKEY_TIMEOUT_JITTER_MAX_MS + STEP_MS);
+	cr_assert_lt(k, logs[0].nsent, "A re-initiates");
+	cr_expect_geq(logs[0].sent[k].at - start, 15000);
+	cr_expect_leq(logs[0].sent[k].at - start,
+		      15000 + GWD_REKEY_TIMEOUT_JITTER_MAX_MS + RIG_STEP_MS);
 }
 
 Test(timers, rekey_after_120s_as_initiator)
@@ -368,21 +217,21 @@ Test(timers, rekey_after_120s_as_initiator)
 	for (int s = 0; s < 130; s++) {
 		send_ip(0);
 		send_ip(1);
-		run_ms(1000);
+		rig_run_ms(1000);
 	}
-	for (k = 0; k < nodes[0].nsent; k++)
-		if (nodes[0].sent[k].type == GWD_MESSAGE_HANDSHAKE_INITIATION &&
-		    nodes[0].sent[k].at > born)
+	for (k = 0; k < logs[0].nsent; k++)
+		if (logs[0].sent[k].type == GWD_MESSAGE_HANDSHAKE_INITIATION &&
+		    logs[0].sent[k].at > born)
 			break;
-	cr_assert_lt(k, nodes[0].nsent, "initiator rekeyed");
-	cr_expect_geq(nodes[0].sent[k].at - born, 120 * 1000);
-	cr_expect_leq(nodes[0].sent[k].at - born, 121 * 1000);
+	cr_assert_lt(k, logs[0].nsent, "initiator rekeyed");
+	cr_expect_geq(logs[0].sent[k].at - born, 120 * 1000);
+	cr_expect_leq(logs[0].sent[k].at - born, 121 * 1000);
 	cr_expect_eq(count_type(1, GWD_MESSAGE_HANDSHAKE_INITIATION, 0, now_ms() + 1), 0,
 		     "the responder does not rekey by time");
 	cr_expect_neq(peer_of(0)->noise.current, first, "a new session is in use");
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_HANDSHAKES_COMPLETED], 2);
-	cr_expect_eq(nodes[1].ntun, 131, "no packet lost across the rekey");
-	cr_expect_eq(nodes[0].ntun, 130);
+	cr_expect_eq(rig_nodes[1].ntun, 131, "no packet lost across the rekey");
+	cr_expect_eq(rig_nodes[0].ntun, 130);
 }
 
 static bool has_keys(int i)
@@ -395,14 +244,14 @@ static bool has_keys(int i)
 Test(timers, keys_zeroed_after_540s)
 {
 	establish();
-	run_ms(539 * 1000);
+	rig_run_ms(539 * 1000);
 	cr_expect(has_keys(0));
 	cr_expect(has_keys(1));
-	run_ms(1000 + STEP_MS);
+	rig_run_ms(1000 + RIG_STEP_MS);
 	cr_expect_not(has_keys(0));
 	cr_expect_not(has_keys(1));
-	cr_expect_eq(nodes[0].dev->index.count, 0, "indexes freed");
-	cr_expect_eq(nodes[1].dev->index.count, 0, "indexes freed");
+	cr_expect_eq(rig_nodes[0].dev->index.count, 0, "indexes freed");
+	cr_expect_eq(rig_nodes[1].dev->index.count, 0, "indexes freed");
 	/* After B's keepalive for the staged packet (at 10 s), silence: zeroing sends nothing. */
 	cr_expect_eq(count_type(1, GWD_MESSAGE_DATA, 10000, 10001), 1);
 	cr_expect_eq(count_type(0, GWD_MESSAGE_DATA, 1000, now_ms() + 1), 0);
@@ -415,13 +264,13 @@ Test(timers, persistent_keepalive_cadence)
 	uint64_t prev = 0;
 	size_t n = 0;
 
-	hex(pub, nodes[1].pub);
-	configure(&nodes[0], "public_key=%s\npersistent_keepalive_interval=25\n", pub);
-	pump();
+	gw_key_to_hex(pub, rig_nodes[1].pub);
+	rig_set_ok(0, "public_key=%s\npersistent_keepalive_interval=25\n", pub);
+	rig_pump();
 	cr_assert_not_null(peer_of(0)->noise.current, "turning it on sends a keepalive at once");
-	run_ms(110 * 1000);
-	for (size_t k = 0; k < nodes[0].nsent; k++) {
-		const struct sent *s = &nodes[0].sent[k];
+	rig_run_ms(110 * 1000);
+	for (size_t k = 0; k < logs[0].nsent; k++) {
+		const struct sent *s = &logs[0].sent[k];
 
 		if (!is_keepalive(s))
 			continue;
@@ -435,23 +284,23 @@ Test(timers, persistent_keepalive_cadence)
 	cr_expect_eq(count_type(1, GWD_MESSAGE_DATA, 1, now_ms() + 1), 0,
 		     "keepalives are not answered");
 	/* Off again: no more. */
-	configure(&nodes[0], "public_key=%s\npersistent_keepalive_interval=0\n", pub);
-	run_ms(60 * 1000);
+	rig_set_ok(0, "public_key=%s\npersistent_keepalive_interval=0\n", pub);
+	rig_run_ms(60 * 1000);
 	cr_expect_eq(count_type(0, GWD_MESSAGE_DATA, 110 * 1000, now_ms() + 1), 0);
 }
 
 Test(timers, initiator_rekeys_on_receive_near_reject_time)
 {
 	establish();
-	run_ms(160 * 1000);
+	rig_run_ms(160 * 1000);
 	/* At 160 s the keypair is not yet within KEEPALIVE + REKEY_TIMEOUT of 180 s. */
 	send_ip(1);
 	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, 1, now_ms() + 1), 0);
-	run_ms(6000);
+	rig_run_ms(6000);
 	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, 1, now_ms() + 1), 0,
 		     "A's keepalive at 170 s is still to come");
 	send_ip(1); /* at 166 s: receiving makes A rekey at once */
 	cr_expect_eq(count_type(0, GWD_MESSAGE_HANDSHAKE_INITIATION, now_ms(), now_ms() + 1), 1);
 	cr_expect_eq(peer_of(0)->stats[GWD_STAT_HANDSHAKES_COMPLETED], 2);
-	cr_expect_eq(nodes[0].ntun, 2);
+	cr_expect_eq(rig_nodes[0].ntun, 2);
 }

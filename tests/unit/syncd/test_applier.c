@@ -27,97 +27,24 @@
 #include "gw/log.h"
 #include "gw/loop.h"
 #include "store.h"
+#include "support.h"
 
-static pid_t wg_pid;
-static char wg_if[16], dir[64];
+static char dir[64];
 static struct gw_loop *loop;
 static struct syncd_store *store;
 static struct syncd_applier *ap;
 static unsigned converged_calls;
 static const char *daemon_bin; /* NULL: GW_APPLY_DAEMON, or wireguard-go */
 
-static void sock_path(char *out, size_t len)
-{
-	snprintf(out, len, "/var/run/wireguard/%s.sock", wg_if);
-}
-
 static void daemon_start(void)
 {
-	const char *daemon = daemon_bin			 ? daemon_bin
-			     : getenv("GW_APPLY_DAEMON") ? getenv("GW_APPLY_DAEMON")
-							 : "wireguard-go";
-	char path[108];
-	struct stat sb;
-
-	sock_path(path, sizeof(path));
-	wg_pid = fork();
-	cr_assert(wg_pid >= 0);
-	if (wg_pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(null, 1);
-		dup2(null, 2);
-		setenv("LOG_LEVEL", "error", 1);
-		execlp(daemon, daemon, "-f", wg_if, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		if (!stat(path, &sb) && S_ISSOCK(sb.st_mode))
-			return;
-		cr_assert_eq(waitpid(wg_pid, NULL, WNOHANG), 0, "the daemon exited");
-		usleep(50000);
-	}
-	cr_assert_fail("no UAPI socket %s after 5 s", path);
-}
-
-static void daemon_kill(void)
-{
-	char path[108];
-
-	if (wg_pid <= 0)
-		return;
-	kill(wg_pid, SIGCONT);
-	kill(wg_pid, SIGKILL);
-	waitpid(wg_pid, NULL, 0);
-	wg_pid = 0;
-	sock_path(path, sizeof(path));
-	unlink(path);
-}
-
-/* SIGSTOP takes effect asynchronously (every thread of the daemon must stop). */
-static void daemon_stop(void)
-{
-	char path[64], line[256];
-
-	cr_assert_eq(kill(wg_pid, SIGSTOP), 0);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)wg_pid);
-	for (int i = 0; i < 200; i++) {
-		FILE *f = fopen(path, "r");
-		bool stopped = false;
-
-		cr_assert(f);
-		while (fgets(line, sizeof(line), f))
-			if (!strncmp(line, "State:", 6))
-				stopped = strstr(line, "T (stopped)") != NULL;
-		fclose(f);
-		if (stopped)
-			return;
-		usleep(5000);
-	}
-	cr_assert_fail("the daemon did not stop within 1 s");
+	wgd_start(daemon_bin);
 }
 
 static void setup(void)
 {
-	if (unshare(CLONE_NEWNET)) {
-		if (errno == EPERM)
-			cr_skip_test("unshare(CLONE_NEWNET) needs root; skipped");
-		cr_assert_fail("unshare: %s", strerror(errno));
-	}
+	wgd_setup("gwal");
 	gw_log_init("test", GW_LOG_WARN, GW_LOG_STDERR);
-	cr_assert_eq(gw_crypto_init(), 0);
-	snprintf(wg_if, sizeof(wg_if), "gwal%d", (int)getpid());
 	daemon_start();
 	snprintf(dir, sizeof(dir), "/dev/shm/syncd-applier-XXXXXX");
 	cr_assert(mkdtemp(dir));
@@ -136,7 +63,7 @@ static void teardown(void)
 	if (loop)
 		gw_loop_free(loop);
 	loop = NULL;
-	daemon_kill();
+	wgd_kill();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (dir[0])
 		(void)!system(cmd);
@@ -234,7 +161,7 @@ static void on_converged(void *arg, bool added)
 static void open_applier(unsigned timeout_ms, unsigned batch, unsigned reconcile_ms)
 {
 	struct syncd_applier_config c = {
-	    .ifname = wg_if,
+	    .ifname = wgd_if,
 	    .store = store,
 	    .converged = on_converged,
 	    .timeout_ms = timeout_ms,
@@ -290,33 +217,13 @@ static bool run_until_converged(unsigned ms)
 
 /* --- What the daemon has -------------------------------------------------- */
 
-static int strcmp_p(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorts the comma-separated list s in place. */
-static void sort_list(char *s)
-{
-	char *parts[64], *save = NULL, *buf = strdup(s);
-	size_t n = 0;
-
-	for (char *p = strtok_r(buf, ",", &save); p && n < 64; p = strtok_r(NULL, ",", &save))
-		parts[n++] = p;
-	qsort(parts, n, sizeof(*parts), strcmp_p);
-	s[0] = '\0';
-	for (size_t i = 0; i < n; i++)
-		strcat(strcat(s, i ? "," : ""), parts[i]);
-	free(buf);
-}
-
 /* "N:ALLOWED-IPS:KEEPALIVE" of the given peers, in the order of n, for comparison. */
 static char *wg_state(const unsigned *ns, size_t count)
 {
 	char cmd[64], line[4096], *out = calloc(1, 65536);
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "wg show %s dump", wg_if);
+	snprintf(cmd, sizeof(cmd), "wg show %s dump", wgd_if);
 	for (size_t i = 0; i < count; i++) {
 		char want[GW_KEY_B64_LEN + 1], *entry = NULL;
 		uint8_t key[32];
@@ -335,7 +242,7 @@ static char *wg_state(const unsigned *ns, size_t count)
 			     p = strtok_r(NULL, "\t", &save))
 				field[k++] = p;
 			if (k == 8 && !strcmp(field[0], want) && !entry)
-				sort_list(field[3]);
+				wgd_sort_list(field[3]);
 			if (k == 8 && !strcmp(field[0], want) && !entry)
 				cr_assert(asprintf(&entry, "%u:%s:%s ", ns[i], field[3], field[7]) >
 					  0);
@@ -355,20 +262,12 @@ static unsigned wg_peer_count(void)
 	unsigned n = 0;
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "wg show %s peers | wc -l", wg_if);
+	snprintf(cmd, sizeof(cmd), "wg show %s peers | wc -l", wgd_if);
 	f = popen(cmd, "r");
 	cr_assert(f);
 	cr_assert_eq(fscanf(f, "%u", &n), 1);
 	pclose(f);
 	return n;
-}
-
-static void wg_set(const char *args)
-{
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "wg set %s %s", wg_if, args);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
 #define EXPECT_WG(want, ...)                                              \
@@ -422,14 +321,14 @@ Test(applier, applies_the_store_then_only_changes)
 
 Test(applier, nothing_before_enabled)
 {
-	struct syncd_applier_config c = {.ifname = wg_if, .store = store};
+	struct syncd_applier_config c = {.ifname = wgd_if, .store = store};
 	char pub[GW_KEY_B64_LEN + 1], args[128];
 	uint8_t key[32];
 
 	key_of(key, 99);
 	gw_key_to_base64(pub, key);
 	snprintf(args, sizeof(args), "peer %s allowed-ips 198.18.9.9/32", pub);
-	wg_set(args);
+	wgd_wg_set(args);
 	cr_assert_eq(syncd_applier_open(&ap, &c, loop), 0);
 	run_ms(500);
 	cr_expect_eq(wg_peer_count(), 1, "a disabled applier stripped the daemon");
@@ -470,7 +369,7 @@ Test(applier, drift_and_daemon_restart_reconciled)
 	key_of(key, 1);
 	gw_key_to_base64(pub, key);
 	snprintf(args, sizeof(args), "peer %s remove", pub);
-	wg_set(args);
+	wgd_wg_set(args);
 	syncd_applier_reconcile(ap);
 	cr_assert(run_until_converged(5000));
 	EXPECT_WG("1:198.18.0.1/32:off 2:198.18.0.2/32:off ", 1, 2);
@@ -478,7 +377,7 @@ Test(applier, drift_and_daemon_restart_reconciled)
 
 	/* The daemon restarts empty: noticed on the connection, nobody has to tell. */
 	failures = stats()->absent + stats()->failed;
-	daemon_kill();
+	wgd_kill();
 	run_ms(300);
 	cr_expect(!stats()->converged);
 	daemon_start();
@@ -501,7 +400,7 @@ Test(applier, hung_daemon_does_not_block_and_nothing_is_lost)
 	gw_timer_arm_in(loop, &tk.t, 0);
 
 	/* Hung: the connection is accepted by the kernel, nothing is answered. */
-	daemon_stop();
+	wgd_pause();
 	put(2, "198.18.0.2/32", 0, 11);
 	failures = stats()->failed;
 	run_ms(2500);
@@ -514,7 +413,7 @@ Test(applier, hung_daemon_does_not_block_and_nothing_is_lost)
 		     (unsigned long long)(tk.max_gap / GW_NSEC_PER_MSEC));
 
 	/* Back: the retry applies what was pending. */
-	cr_assert_eq(kill(wg_pid, SIGCONT), 0);
+	wgd_resume();
 	cr_assert(run_until_converged(15000), "not applied after the daemon resumed");
 	EXPECT_WG("1:198.18.0.1/32:off 2:198.18.0.2/32:off ", 1, 2);
 	cr_expect_eq(stats()->pending, 0);
@@ -604,15 +503,15 @@ Test(gwd_stats, query)
 	char b64[GW_KEY_B64_LEN + 1];
 
 	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, "../x", stats_cb, &r), -EINVAL);
-	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wg_if, NULL, &r), -EINVAL);
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wgd_if, NULL, &r), -EINVAL);
 	for (unsigned n = 1; n <= 3; n++) {
 		key_of(key, n);
 		gw_key_to_base64(b64, key);
-		snprintf(cmd, sizeof(cmd), "wg set %s peer %s allowed-ips 198.18.0.%u/32", wg_if,
+		snprintf(cmd, sizeof(cmd), "wg set %s peer %s allowed-ips 198.18.0.%u/32", wgd_if,
 			 b64, n);
 		cr_assert_eq(system(cmd), 0, "%s", cmd);
 	}
-	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wg_if, stats_cb, &r), 0);
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wgd_if, stats_cb, &r), 0);
 	cr_assert_eq(syncd_gwd_stats_client_query(c), 0);
 	cr_assert(syncd_gwd_stats_client_busy(c));
 	cr_assert_eq(syncd_gwd_stats_client_query(c), -EBUSY);
@@ -636,10 +535,10 @@ Test(gwd_stats, hung_gwd_does_not_block_the_loop)
 	struct ticker tk = {0};
 	uint64_t start;
 
-	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wg_if, stats_cb, &r), 0);
+	cr_assert_eq(syncd_gwd_stats_client_open(&c, loop, wgd_if, stats_cb, &r), 0);
 	gw_timer_init(&tk.t, on_tick, &tk);
 	cr_assert_eq(gw_timer_arm_in(loop, &tk.t, 0), 0);
-	daemon_stop();
+	wgd_pause();
 	start = gw_loop_now(loop);
 	cr_assert_eq(syncd_gwd_stats_client_query(c), 0, "the query is sent without waiting");
 	pump_stats(&r, 1, 6000);
@@ -648,7 +547,7 @@ Test(gwd_stats, hung_gwd_does_not_block_the_loop)
 	/* A blocking read would hold the loop for the whole 2 s timeout. */
 	cr_expect_lt(tk.max_gap, 250 * GW_NSEC_PER_MSEC, "the loop was blocked for %llu ms",
 		     (unsigned long long)(tk.max_gap / GW_NSEC_PER_MSEC));
-	kill(wg_pid, SIGCONT);
+	wgd_resume();
 	cr_assert_eq(syncd_gwd_stats_client_query(c), 0);
 	pump_stats(&r, 2, 5000);
 	cr_expect_eq(r.rc, 0, "answers again once gwd runs: %d", r.rc);

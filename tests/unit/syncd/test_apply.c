@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "support.h"
 #include "gw/crypto.h"
 #include "gw/key.h"
 
@@ -319,90 +320,10 @@ Test(apply_diff, bounds)
 
 /* --- Against wireguard-go ------------------------------------------------- */
 
-static pid_t wg_pid;
-static char wg_if[16];
-
-static void sock_path(char *out, size_t len, const char *ifname)
-{
-	snprintf(out, len, "/var/run/wireguard/%s.sock", ifname);
-}
-
-/*
- * wireguard-go by default: independent of gwd. GW_APPLY_DAEMON=path/to/gwd
- * runs the same tests against gwd (same command line, same UAPI).
- */
 static void wggo_start(void)
 {
-	const char *daemon = getenv("GW_APPLY_DAEMON") ? getenv("GW_APPLY_DAEMON") : "wireguard-go";
-	char path[108];
-	struct stat sb;
-
-	if (unshare(CLONE_NEWNET)) {
-		if (errno == EPERM)
-			cr_skip_test("unshare(CLONE_NEWNET) needs root; skipped");
-		cr_assert_fail("unshare: %s", strerror(errno));
-	}
-	cr_assert_eq(gw_crypto_init(), 0);
-	snprintf(wg_if, sizeof(wg_if), "gwap%d", (int)getpid());
-	sock_path(path, sizeof(path), wg_if);
-	wg_pid = fork();
-	cr_assert(wg_pid >= 0);
-	if (wg_pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		/* A crashed test (no .fini) must not leave the daemon behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(null, 1);
-		dup2(null, 2);
-		setenv("LOG_LEVEL", "error", 1);
-		execlp(daemon, daemon, "-f", wg_if, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		if (!stat(path, &sb) && S_ISSOCK(sb.st_mode))
-			return;
-		cr_assert_eq(waitpid(wg_pid, NULL, WNOHANG), 0, "wireguard-go exited");
-		usleep(50000);
-	}
-	cr_assert_fail("no UAPI socket %s after 5 s", path);
-}
-
-static void wggo_stop(void)
-{
-	char path[108];
-
-	if (wg_pid <= 0)
-		return;
-	kill(wg_pid, SIGTERM);
-	for (int i = 0; i < 60 && waitpid(wg_pid, NULL, WNOHANG) == 0; i++)
-		usleep(50000);
-	if (waitpid(wg_pid, NULL, WNOHANG) == 0) {
-		kill(wg_pid, SIGKILL);
-		waitpid(wg_pid, NULL, 0);
-	}
-	wg_pid = 0;
-	sock_path(path, sizeof(path), wg_if);
-	unlink(path);
-}
-
-static int strcmp_p(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorts the comma-separated list s in place. */
-static void sort_list(char *s)
-{
-	char *parts[64], *save = NULL, *buf = strdup(s);
-	size_t n = 0;
-
-	for (char *p = strtok_r(buf, ",", &save); p && n < 64; p = strtok_r(NULL, ",", &save))
-		parts[n++] = p;
-	qsort(parts, n, sizeof(*parts), strcmp_p);
-	s[0] = '\0';
-	for (size_t i = 0; i < n; i++)
-		strcat(strcat(s, i ? "," : ""), parts[i]);
-	free(buf);
+	wgd_setup("gwap");
+	wgd_start(NULL);
 }
 
 /* Sorted lines "pubkey psk endpoint allowed-ips keepalive" of every peer. */
@@ -412,7 +333,7 @@ static char *wg_dump(void)
 	size_t n = 0;
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "wg show %s dump", wg_if);
+	snprintf(cmd, sizeof(cmd), "wg show %s dump", wgd_if);
 	f = popen(cmd, "r");
 	cr_assert(f);
 	cr_assert(fgets(line, sizeof(line), f), "wg show: no interface line");
@@ -425,12 +346,12 @@ static char *wg_dump(void)
 		     p = strtok_r(NULL, "\t", &save))
 			field[k++] = p;
 		cr_assert_eq(k, 8, "wg dump line with %zu fields", k);
-		sort_list(field[3]);
+		wgd_sort_list(field[3]);
 		cr_assert(asprintf(&lines[n++], "%s %s %s %s %s\n", field[0], field[1], field[2],
 				   field[3], field[7]) > 0);
 	}
 	cr_assert_eq(pclose(f), 0, "wg show failed");
-	qsort(lines, n, sizeof(*lines), strcmp_p);
+	qsort(lines, n, sizeof(*lines), wgd_strcmp_p);
 	for (size_t i = 0; i < n; i++) {
 		strcat(out, lines[i]);
 		free(lines[i]);
@@ -453,11 +374,11 @@ static char *expected_dump(const struct tpeer *t, size_t n)
 		if (t[i].ka)
 			snprintf(ka, sizeof(ka), "%u", t[i].ka);
 		snprintf(aips, sizeof(aips), "%s", t[i].aips ? t[i].aips : "(none)");
-		sort_list(aips);
+		wgd_sort_list(aips);
 		cr_assert(asprintf(&lines[i], "%s %s %s %s %s\n", pub, psk,
 				   t[i].ep ? t[i].ep : "(none)", aips, ka) > 0);
 	}
-	qsort(lines, n, sizeof(*lines), strcmp_p);
+	qsort(lines, n, sizeof(*lines), wgd_strcmp_p);
 	for (size_t i = 0; i < n; i++) {
 		strcat(out, lines[i]);
 		free(lines[i]);
@@ -491,7 +412,7 @@ static struct syncd_apply_result apply_and_check(const struct tpeer *t, size_t n
 	int rc;
 
 	want_set(&w, t, n);
-	rc = syncd_apply(wg_if, w.v, w.n, NULL, &res);
+	rc = syncd_apply(wgd_if, w.v, w.n, NULL, &res);
 	cr_assert_eq(rc, 0, "syncd_apply: %s", strerror(-rc));
 	want_clear(&w);
 	expect_state(t, n);
@@ -505,7 +426,7 @@ static char *plan(const struct tpeer *t, size_t n)
 	char *req;
 
 	want_set(&w, t, n);
-	cr_assert_eq(syncd_apply_plan(wg_if, w.v, w.n, NULL, &req, &res), 0);
+	cr_assert_eq(syncd_apply_plan(wgd_if, w.v, w.n, NULL, &req, &res), 0);
 	want_clear(&w);
 	return req;
 }
@@ -520,7 +441,7 @@ static char *hexkey(const uint8_t key[static GW_KEY_LEN])
 	return hex[i];
 }
 
-TestSuite(apply_wggo, .init = wggo_start, .fini = wggo_stop, .timeout = 60);
+TestSuite(apply_wggo, .init = wggo_start, .fini = wgd_term, .timeout = 60);
 
 Test(apply_wggo, add_change_remove_psk_idempotent)
 {
@@ -581,14 +502,6 @@ Test(apply_wggo, add_change_remove_psk_idempotent)
 	cr_expect_null(plan(t, 2));
 }
 
-static void wg_set(const char *args)
-{
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "wg set %s %s", wg_if, args);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
-
 Test(apply_wggo, roamed_endpoint_kept_and_allowed_ip_moves)
 {
 	struct tpeer t[2] = {
@@ -604,7 +517,7 @@ Test(apply_wggo, roamed_endpoint_kept_and_allowed_ip_moves)
 	/* A roamed endpoint is live state: apply leaves it. */
 	gw_key_to_base64(pub, t[0].key);
 	snprintf(args, sizeof(args), "peer %s endpoint 203.0.113.50:4000", pub);
-	wg_set(args);
+	wgd_wg_set(args);
 	t[0].ep = "203.0.113.50:4000";
 	apply_and_check(t, 2);
 
@@ -633,18 +546,19 @@ Test(apply_wggo, interface_settings_and_private_key)
 	fprintf(f, "%s\n", b64);
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "private-key %s listen-port 51000", keyfile);
-	wg_set(cmd);
+	wgd_wg_set(cmd);
 	unlink(keyfile);
 
 	new_key(t[0].key);
 	want_set(&w, t, 1);
 	ifc.has_listen_port = 1;
 	ifc.listen_port = 51001;
-	cr_assert_eq(syncd_apply(wg_if, w.v, w.n, &ifc, NULL), 0);
+	cr_assert_eq(syncd_apply(wgd_if, w.v, w.n, &ifc, NULL), 0);
 	want_clear(&w);
 	expect_state(t, 1);
 
-	snprintf(cmd, sizeof(cmd), "wg show %s private-key; wg show %s listen-port", wg_if, wg_if);
+	snprintf(cmd, sizeof(cmd), "wg show %s private-key; wg show %s listen-port", wgd_if,
+		 wgd_if);
 	f = popen(cmd, "r");
 	cr_assert(f);
 	cr_assert(fread(after, 1, sizeof(after) - 1, f) > 0);
@@ -671,7 +585,7 @@ Test(apply_errors, no_daemon)
 	if (geteuid() != 0)
 		cr_skip_test("/var/run/wireguard needs root");
 	mkdir("/var/run/wireguard", 0700);
-	sock_path(path, sizeof(path), name);
+	wgd_sock_path(path, sizeof(path), name);
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	cr_assert(fd >= 0);
