@@ -62,6 +62,27 @@ static int fetch(struct gwctl *g, const char *what, const Gwcluster__PeerConfig 
 	return rc;
 }
 
+/*
+ * The allowed IPs --move-allowed-ips took from other peers, one line each,
+ * from syncd's "added; moved A, B from KEY (NAME); moved ... (committed as
+ * update N)".
+ */
+static void print_moves(const char *msg)
+{
+	const char *m = msg ? strstr(msg, "; moved ") : NULL;
+	const char *end = m ? strstr(m, " (committed") : NULL;
+	size_t len = !m ? 0 : end ? (size_t)(end - m) : strlen(m);
+
+	while (len > 2) {
+		const char *next = memmem(m + 2, len - 2, "; moved ", 8);
+		size_t n = next ? (size_t)(next - m) : len;
+
+		printf("  %.*s\n", (int)(n - 2), m + 2);
+		m += n;
+		len -= n;
+	}
+}
+
 static int upsert(struct gwctl *g, const char *what, Gwcluster__PeerConfig *pc)
 {
 	Gwcluster__CtlRequest req = GWCLUSTER__CTL_REQUEST__INIT;
@@ -76,18 +97,21 @@ static int upsert(struct gwctl *g, const char *what, Gwcluster__PeerConfig *pc)
 	}
 	req.op_case = GWCLUSTER__CTL_REQUEST__OP_PEER_UPSERT;
 	req.peer_upsert = pc;
+	req.has_move_allowed_ips = g->move_allowed_ips;
+	req.move_allowed_ips = g->move_allowed_ips;
 	rc = gwctl_call(g, &req, &resp);
 	if (rc)
 		return rc;
 	rc = resp->error ? gwctl_fail(what, resp) : GWCTL_EXIT_OK;
+	if (!rc && !g->json) {
+		gw_key_to_base64(b64, pc->public_key.data);
+		printf("peer %s %s\n", b64, strcmp(what, "peer add") ? "updated" : "added");
+		print_moves(resp->message);
+	}
 	gwcluster__ctl_response__free_unpacked(resp, NULL);
 	if (rc)
 		return rc;
-	if (g->json)
-		return json_ok(pc);
-	gw_key_to_base64(b64, pc->public_key.data);
-	printf("peer %s %s\n", b64, strcmp(what, "peer add") ? "updated" : "added");
-	return GWCTL_EXIT_OK;
+	return g->json ? json_ok(pc) : GWCTL_EXIT_OK;
 }
 
 static int peer_add(struct gwctl *g, int argc, char **argv)

@@ -37,6 +37,7 @@ struct gwctl {
 	bool curve;		   /* genkey */
 	const char *out;	   /* genkey --curve --out PREFIX */
 	bool force;		   /* role master|claim --force */
+	bool move_allowed_ips;	   /* peer add|set --move-allowed-ips */
 	char socket_buf[108];
 };
 

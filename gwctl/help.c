@@ -22,7 +22,7 @@ static const char head[] =
     "COMMANDS\n";
 
 static const char peer_text[] =
-    "    peer add PUBKEY [OPTION VALUE]...\n"
+    "    peer add PUBKEY [OPTION VALUE]... [--move-allowed-ips]\n"
     "        Adds a peer; fails if it exists. OPTIONs, in the style of `wg set`:\n"
     "          allowed-ips A[,B...]        prefixes routed to the peer (\"\" none)\n"
     "          preshared-key FILE|-        base64 PSK from a file or stdin; an\n"
@@ -35,9 +35,11 @@ static const char peer_text[] =
     "          expires DATE|UNIX|never     YYYY-MM-DD[THH:MM[:SS]Z] UTC, or seconds\n"
     "          tags T[,T...]               replaces the tags (\"\" removes all)\n"
     "          tag T                       adds a tag (may repeat)\n"
-    "        Everything is checked before anything is sent.\n"
+    "        Everything is checked before anything is sent. An allowed IP\n"
+    "        another peer has is refused (naming that peer) unless\n"
+    "        --move-allowed-ips is given: then it moves, as with `wg set`.\n"
     "\n"
-    "    peer set PUBKEY OPTION VALUE [OPTION VALUE]...\n"
+    "    peer set PUBKEY OPTION VALUE [OPTION VALUE]... [--move-allowed-ips]\n"
     "        Changes the given fields of an existing peer, keeps the others.\n"
     "\n"
     "    peer remove PUBKEY\n"

@@ -20,6 +20,7 @@ enum {
 	OPT_CURVE,
 	OPT_OUT,
 	OPT_FORCE,
+	OPT_MOVE_AIPS,
 };
 
 static const struct option options[] = {
@@ -34,6 +35,7 @@ static const struct option options[] = {
     {"curve", no_argument, NULL, OPT_CURVE},
     {"out", required_argument, NULL, OPT_OUT},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"move-allowed-ips", no_argument, NULL, OPT_MOVE_AIPS},
     {NULL, 0, NULL, 0},
 };
 
@@ -111,6 +113,9 @@ static int parse_options(struct gwctl *g, int argc, char **argv, bool *help)
 		case OPT_FORCE:
 			g->force = true;
 			break;
+		case OPT_MOVE_AIPS:
+			g->move_allowed_ips = true;
+			break;
 		default:
 			return -1;
 		}
@@ -127,6 +132,10 @@ static int check_option_scope(const struct gwctl *g, const char *cmd)
 	}
 	if ((g->curve || g->out) && strcmp(cmd, "genkey")) {
 		gwctl_err("--curve and --out belong to 'genkey'");
+		return -1;
+	}
+	if (g->move_allowed_ips && strcmp(cmd, "peer")) {
+		gwctl_err("--move-allowed-ips belongs to 'peer add' and 'peer set'");
 		return -1;
 	}
 	if (g->force && strcmp(cmd, "role")) {

@@ -83,11 +83,161 @@ static void wrote(struct reply *rp, const char *what, uint64_t seq)
 	rp->r.message = rp->msg;
 }
 
-static void do_upsert(const struct syncd_control_ctx *ctx, struct reply *rp,
-		      Gwcluster__PeerConfig *p)
+static int cmp_str_ptr(const void *a, const void *b)
 {
-	Gwcluster__Record rec = GWCLUSTER__RECORD__INIT, *recs[1] = {&rec}, *cur = NULL;
-	char why[200];
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool in_sorted(char *const *v, size_t n, const char *s)
+{
+	return n && bsearch(&s, v, n, sizeof(*v), cmp_str_ptr);
+}
+
+/* "KEY" or "KEY (NAME)" of a stored peer, for messages. */
+static void peer_text(char *out, size_t len, const Gwcluster__PeerConfig *p)
+{
+	char key[GW_KEY_B64_LEN + 1];
+
+	key_text(key, &p->public_key);
+	if (p->meta && p->meta->name && *p->meta->name)
+		snprintf(out, len, "%s (%s)", key, p->meta->name);
+	else
+		snprintf(out, len, "%s", key);
+}
+
+/* A live peer written again without the prefixes another peer takes. */
+struct moved_peer {
+	Gwcluster__PeerConfig copy;
+	char *taken[4]; /* the first prefixes taken, for the message */
+	size_t n_taken;
+};
+
+/*
+ * The live peers (rp->live) other than p holding an allowed IP that p gains
+ * (has and cur, its stored record, has not): with move each becomes a copy
+ * without those prefixes in moved[0..*n_moved) (the copies point into
+ * rp->live; their allowed_ips arrays are allocated); without, the first such
+ * prefix is refused (-EEXIST, the reason in rp). Exact prefixes only:
+ * overlapping ones of other lengths are routed by longest match.
+ */
+static int take_allowed_ips(struct reply *rp, const Gwcluster__PeerConfig *p,
+			    const Gwcluster__PeerConfig *cur, bool move, struct moved_peer **moved,
+			    size_t *n_moved)
+{
+	char **gained = calloc(p->n_allowed_ips + 1, sizeof(*gained));
+	char **had = calloc((cur ? cur->n_allowed_ips : 0) + 1, sizeof(*had));
+	size_t n_gained = 0, n_had = cur ? cur->n_allowed_ips : 0;
+	int rc = 0;
+
+	*moved = NULL;
+	*n_moved = 0;
+	if (!gained || !had) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (n_had)
+		memcpy(had, cur->allowed_ips, n_had * sizeof(*had));
+	qsort(had, n_had, sizeof(*had), cmp_str_ptr);
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		if (!in_sorted(had, n_had, p->allowed_ips[i]))
+			gained[n_gained++] = p->allowed_ips[i];
+	qsort(gained, n_gained, sizeof(*gained), cmp_str_ptr);
+	for (size_t j = 0; n_gained && j < rp->n_live; j++) {
+		const Gwcluster__PeerConfig *o = rp->live[j]->peer;
+		struct moved_peer *m, *v;
+
+		if (!o || !memcmp(o->public_key.data, p->public_key.data, GW_KEY_LEN))
+			continue;
+		for (size_t i = 0; i < o->n_allowed_ips; i++) {
+			char other[GW_KEY_B64_LEN + 80];
+
+			if (!in_sorted(gained, n_gained, o->allowed_ips[i]))
+				continue;
+			if (move)
+				break;
+			peer_text(other, sizeof(other), o);
+			set_error(rp, -EEXIST,
+				  "allowed IP %s is already peer %s's; remove it there first, or "
+				  "pass --move-allowed-ips to move it",
+				  o->allowed_ips[i], other);
+			rc = -EEXIST;
+			goto out;
+		}
+		if (!move)
+			continue;
+		/* o keeps the prefixes p does not gain, in their (canonical) order. */
+		m = NULL;
+		for (size_t i = 0; i < o->n_allowed_ips; i++) {
+			if (!in_sorted(gained, n_gained, o->allowed_ips[i]))
+				continue;
+			if (!m) {
+				v = realloc(*moved, (*n_moved + 1) * sizeof(*v));
+				if (!v) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				*moved = v;
+				m = &v[*n_moved];
+				memset(m, 0, sizeof(*m));
+				m->copy = *o;
+				m->copy.n_allowed_ips = 0;
+				m->copy.allowed_ips = calloc(o->n_allowed_ips, sizeof(char *));
+				if (!m->copy.allowed_ips) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				(*n_moved)++;
+			}
+			if (m->n_taken < sizeof(m->taken) / sizeof(m->taken[0]))
+				m->taken[m->n_taken] = o->allowed_ips[i];
+			m->n_taken++;
+		}
+		for (size_t i = 0; m && i < o->n_allowed_ips; i++)
+			if (!in_sorted(gained, n_gained, o->allowed_ips[i]))
+				m->copy.allowed_ips[m->copy.n_allowed_ips++] = o->allowed_ips[i];
+	}
+out:
+	free(gained);
+	free(had);
+	return rc;
+}
+
+static void moved_free(struct moved_peer *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i].copy.allowed_ips);
+	free(m);
+}
+
+/* "; moved A, B from KEY (NAME)" for each peer that lost prefixes, into buf. */
+static void moved_text(char *buf, size_t len, const struct moved_peer *m, size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++) {
+		char other[GW_KEY_B64_LEN + 80];
+
+		peer_text(other, sizeof(other), &m[i].copy);
+		off += (size_t)snprintf(buf + off, len - off, "; moved");
+		for (size_t k = 0; k < m[i].n_taken && k < 4 && off < len; k++)
+			off += (size_t)snprintf(buf + off, len - off, "%s %s", k ? "," : "",
+						m[i].taken[k]);
+		if (m[i].n_taken > 4 && off < len)
+			off += (size_t)snprintf(buf + off, len - off, " and %zu more",
+						m[i].n_taken - 4);
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off, " from %s", other);
+	}
+}
+
+static void do_upsert(const struct syncd_control_ctx *ctx, struct reply *rp,
+		      Gwcluster__PeerConfig *p, bool move)
+{
+	Gwcluster__Record *cur = NULL, **ptrs = NULL, *recs = NULL;
+	struct moved_peer *moved = NULL;
+	size_t n_moved = 0;
+	char why[200], what[400];
 	uint64_t seq;
 	bool exists;
 	int rc;
@@ -108,15 +258,45 @@ static void do_upsert(const struct syncd_control_ctx *ctx, struct reply *rp,
 		set_error(rp, 0, "unchanged");
 		return;
 	}
+	/* An allowed IP is one peer's: one it gains may not be another's (unless moved). */
+	rc = syncd_replica_peers(ctx->replica, &rp->live, &rp->n_live);
+	if (rc) {
+		set_error(rp, rc, "cannot read the store: %s", strerror(-rc));
+		goto out;
+	}
+	rc = take_allowed_ips(rp, p, exists ? cur->peer : NULL, move, &moved, &n_moved);
+	if (rc) {
+		if (rc != -EEXIST)
+			set_error(rp, rc, "cannot check the allowed IPs: %s", strerror(-rc));
+		goto out;
+	}
+	recs = calloc(1 + n_moved, sizeof(*recs));
+	ptrs = calloc(1 + n_moved, sizeof(*ptrs));
+	if (!recs || !ptrs) {
+		set_error(rp, -ENOMEM, "%s", strerror(ENOMEM));
+		goto out;
+	}
+	for (size_t i = 0; i <= n_moved; i++) {
+		gwcluster__record__init(&recs[i]);
+		recs[i].item_case = GWCLUSTER__RECORD__ITEM_PEER;
+		recs[i].peer = i ? &moved[i - 1].copy : p;
+		ptrs[i] = &recs[i];
+	}
+	/* One update: the peer and the ones it took prefixes from, atomically. */
+	rc = syncd_replica_write(ctx->replica, ptrs, 1 + n_moved, &seq);
+	if (rc) {
+		write_failed(rp, rc);
+		goto out;
+	}
+	snprintf(what, sizeof(what), "%s", exists ? "updated" : "added");
+	moved_text(what + strlen(what), sizeof(what) - strlen(what), moved, n_moved);
+	wrote(rp, what, seq);
+out:
+	free(recs);
+	free(ptrs);
+	moved_free(moved, n_moved);
 	if (cur)
 		gwcluster__record__free_unpacked(cur, NULL);
-	rec.item_case = GWCLUSTER__RECORD__ITEM_PEER;
-	rec.peer = p;
-	rc = syncd_replica_write(ctx->replica, recs, 1, &seq);
-	if (rc)
-		write_failed(rp, rc);
-	else
-		wrote(rp, exists ? "updated" : "added", seq);
 }
 
 static void do_remove(const struct syncd_control_ctx *ctx, struct reply *rp,
@@ -297,6 +477,54 @@ static int cmp_peer_ptr(const void *pa, const void *pb)
 }
 
 /* Checks, canonicalizes and sorts the desired peers; rejects duplicates. */
+struct aip_ref {
+	const char *aip;
+	size_t peer;
+};
+
+static int cmp_aip_ref(const void *a, const void *b)
+{
+	const struct aip_ref *x = a, *y = b;
+	int c = strcmp(x->aip, y->aip);
+
+	return c ? c : (x->peer > y->peer) - (x->peer < y->peer);
+}
+
+/* The whole set: no allowed IP in two of its peers (gwctl apply checks the file too). */
+static int apply_one_owner(struct reply *rp, const Gwcluster__ApplyRequest *a)
+{
+	struct aip_ref *v;
+	size_t n = 0, k = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < a->n_peers; i++)
+		n += a->peers[i]->n_allowed_ips;
+	if (n < 2)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v) {
+		set_error(rp, -ENOMEM, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < a->n_peers; i++)
+		for (size_t j = 0; j < a->peers[i]->n_allowed_ips; j++)
+			v[k++] = (struct aip_ref){a->peers[i]->allowed_ips[j], i};
+	qsort(v, n, sizeof(*v), cmp_aip_ref);
+	for (size_t i = 1; i < n && !rc; i++) {
+		char k1[GW_KEY_B64_LEN + 80], k2[GW_KEY_B64_LEN + 80];
+
+		if (strcmp(v[i].aip, v[i - 1].aip))
+			continue;
+		peer_text(k1, sizeof(k1), a->peers[v[i - 1].peer]);
+		peer_text(k2, sizeof(k2), a->peers[v[i].peer]);
+		set_error(rp, -EINVAL, "allowed IP %s is listed by peers %s and %s", v[i].aip, k1,
+			  k2);
+		rc = -EINVAL;
+	}
+	free(v);
+	return rc;
+}
+
 static int apply_prepare(struct reply *rp, Gwcluster__ApplyRequest *a)
 {
 	char why[200], key[GW_KEY_B64_LEN + 1];
@@ -319,7 +547,7 @@ static int apply_prepare(struct reply *rp, Gwcluster__ApplyRequest *a)
 			set_error(rp, -EINVAL, "peer %s is listed twice", key);
 			return -EINVAL;
 		}
-	return 0;
+	return apply_one_owner(rp, a);
 }
 
 /* Fills rp->diff from the sorted desired peers and the sorted live ones. */
@@ -442,7 +670,7 @@ static void dispatch(const struct syncd_control_ctx *ctx, struct reply *rp,
 {
 	switch (q->op_case) {
 	case GWCLUSTER__CTL_REQUEST__OP_PEER_UPSERT:
-		do_upsert(ctx, rp, q->peer_upsert);
+		do_upsert(ctx, rp, q->peer_upsert, q->has_move_allowed_ips && q->move_allowed_ips);
 		break;
 	case GWCLUSTER__CTL_REQUEST__OP_PEER_REMOVE:
 		do_remove(ctx, rp, q->peer_remove);

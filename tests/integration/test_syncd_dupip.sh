@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The same allowed IP on several peers (tests/integration/lib/cluster.sh:
-# three nodes, node 3 syncing over IPv6). A node refuses a duplicate within
-# one `gwctl apply` file, but not across writes, and nothing can check
-# across a partition. With node 3 cut off, in this order:
+# three nodes, node 3 syncing over IPv6). A node refuses an allowed IP that
+# another peer it knows has (`gwctl peer add/set`, unless
+# --move-allowed-ips) and a duplicate within one `gwctl apply` file, but
+# nothing can check across a partition. With every node cut off from the
+# others, in this order:
 #
 #   198.18.7.0/24     P1 on node 1, P2 on node 3, P5 on node 2 -> P5 (3 claims)
 #   2001:db8:f:7::/64 P3 on node 3, P4 on node 1               -> P4
 #
-# After healing, every node gives each contested prefix to the peer with the
+# Nodes 1 and 2 heal first (P1 and P5 contest 198.18.7.0/24 there), then
+# node 3. After healing, every node gives each contested prefix to the peer with the
 # newest record (greatest hlc), so all three gwd hold the same
 # configuration, `gwctl status` reports 2 contested allowed IPs, each
 # syncd's log names them, and nothing moves afterwards: `wg showconf` stays
@@ -49,9 +52,12 @@ unreachable() {
 		| .reachable') == false ]]
 }
 
+c_partition 2
 c_partition 3
 h_wait_for 10 "node 1 to see node 3 unreachable" unreachable 1 3
 h_wait_for 10 "node 3 to see node 1 unreachable" unreachable 3 1
+h_wait_for 10 "node 1 to see node 2 unreachable" unreachable 1 2
+h_wait_for 10 "node 2 to see node 1 unreachable" unreachable 2 1
 later() { # one clock: a write after this is stamped later
 	sleep 0.05
 }
@@ -65,8 +71,9 @@ c_ctl 2 peer add "$P5" allowed-ips 198.18.0.5/32,198.18.7.0/24 >/dev/null
 (($(hlc 3 "$P2") > $(hlc 1 "$P1"))) || h_fail "P2's record is not newer than P1's"
 (($(hlc 2 "$P5") > $(hlc 3 "$P2"))) || h_fail "P5's record is not newer than P2's"
 (($(hlc 1 "$P4") > $(hlc 3 "$P3"))) || h_fail "P4's record is not newer than P3's"
-# The majority side: P1 and P5 contest 198.18.7.0/24 already.
-c_wait_converged 10 1 2
+# The majority side: P1 and P5 contest 198.18.7.0/24 once nodes 1 and 2 meet.
+c_heal 2
+c_wait_converged 20 1 2
 h_assert_eq "$(conflicts 1)" 1 "contested allowed IPs on node 1 while partitioned"
 h_assert_eq "$(aips 1 "$P1")" 198.18.0.1/32 "P1 on node 1 while partitioned"
 h_assert_eq "$(aips 1 "$P5")" 198.18.0.5/32,198.18.7.0/24 "P5 on node 1 while partitioned"
@@ -131,3 +138,30 @@ for i in 1 2 3; do
 	h_assert_eq "$(conflicts "$i")" 0 "contested allowed IPs on node $i at the end"
 	h_assert_eq "$(c_rejected "$i")" 0 "rejected messages on node $i"
 done
+
+# Across writes, a node refuses an allowed IP another peer has, names that
+# peer, and changes nothing; --move-allowed-ips moves it in one update.
+P6=$(c_keys 1)
+c_ctl 1 peer set "$P1" name alice >/dev/null
+if OUT=$(c_ctl 2 peer add "$P6" allowed-ips 198.18.0.6/32,198.18.7.0/24 2>&1); then
+	h_fail "peer add of P1's 198.18.7.0/24 was accepted: $OUT"
+fi
+[[ $OUT == *"allowed IP 198.18.7.0/24 is already peer $P1 (alice)'s"*"--move-allowed-ips"* ]] ||
+	h_fail "the refusal does not name P1: $OUT"
+c_ctl 2 peer show "$P6" >/dev/null 2>&1 && h_fail "the refused peer was added"
+OUT=$(c_ctl 2 peer add "$P6" allowed-ips 198.18.0.6/32,198.18.7.0/24 --move-allowed-ips) ||
+	h_fail "peer add --move-allowed-ips failed"
+[[ $OUT == *"moved 198.18.7.0/24 from $P1 (alice)"* ]] || h_fail "no move reported: $OUT"
+c_wait_converged 10
+expect_owners "after the move" "$P1@198.18.0.1/32" "$P6@198.18.0.6/32,198.18.7.0/24"
+for i in 1 2 3; do
+	h_assert_eq "$(c_ctl "$i" --json peer show "$P1" | jq -r '.allowed_ips | join(",")')" \
+		198.18.0.1/32 "P1's stored allowed IPs on node $i after the move"
+	h_assert_eq "$(conflicts "$i")" 0 "contested allowed IPs on node $i after the move"
+done
+if OUT=$(c_ctl 3 peer set "$P1" allowed-ips 198.18.0.1/32,198.18.7.0/24 2>&1); then
+	h_fail "peer set of P6's 198.18.7.0/24 was accepted: $OUT"
+fi
+[[ $OUT == *"is already peer $P6's"* ]] || h_fail "the refusal does not name P6: $OUT"
+c_ctl 1 --move-allowed-ips status >/dev/null 2>&1 && h_fail "--move-allowed-ips accepted by status"
+true

@@ -183,7 +183,7 @@ static Gwcluster__PeerConfig *peer(const struct peer_spec *s, Gwcluster__PeerCon
 	return pc;
 }
 
-static Gwcluster__CtlResponse *upsert(const struct peer_spec *s)
+static Gwcluster__CtlResponse *upsert_move(const struct peer_spec *s, bool move)
 {
 	Gwcluster__CtlRequest q = GWCLUSTER__CTL_REQUEST__INIT;
 	Gwcluster__PeerConfig pc;
@@ -194,7 +194,14 @@ static Gwcluster__CtlResponse *upsert(const struct peer_spec *s)
 	q.version = 1;
 	q.op_case = GWCLUSTER__CTL_REQUEST__OP_PEER_UPSERT;
 	q.peer_upsert = peer(s, &pc, key, ips, &meta);
+	q.has_move_allowed_ips = move;
+	q.move_allowed_ips = move;
 	return call(&q);
+}
+
+static Gwcluster__CtlResponse *upsert(const struct peer_spec *s)
+{
+	return upsert_move(s, false);
 }
 
 static Gwcluster__CtlResponse *simple(Gwcluster__CtlRequest__OpCase op, unsigned key)
@@ -491,11 +498,24 @@ Test(control, apply_refuses_duplicates_and_bad_peers_atomically)
 	    {1, {"198.18.0.1/32"}, NULL, 0, NULL},
 	    {2, {"198.18.0.999/32"}, NULL, 0, NULL},
 	};
+
+	static const struct peer_spec shared[] = {
+	    {1, {"198.18.0.1/32", "198.18.7.0/24"}, NULL, 0, "alice"},
+	    {2, {"198.18.0.2/32"}, NULL, 0, NULL},
+	    {3, {"198.18.7.0/24", "2001:db8:f::3/128"}, NULL, 0, "carol"},
+	};
 	Gwcluster__CtlResponse *r;
 
 	r = apply(dup, 2, false);
 	cr_assert_eq(r->error, -EINVAL);
 	cr_assert(strstr(r->message, "listed twice"), "%s", r->message);
+	done(r);
+	/* One allowed IP in two peers of the set (gwctl checks its file; syncd too). */
+	r = apply(shared, 3, true);
+	cr_assert_eq(r->error, -EINVAL);
+	cr_assert(strstr(r->message, "allowed IP 198.18.7.0/24 is listed by peers"), "%s",
+		  r->message);
+	cr_assert(strstr(r->message, "(alice)") && strstr(r->message, "(carol)"), "%s", r->message);
 	done(r);
 	r = apply(invalid, 2, false);
 	cr_assert_eq(r->error, -EINVAL);
@@ -664,4 +684,74 @@ Test(control, stale_socket_is_replaced_other_files_are_not)
 	cr_assert_eq(syncd_control_open(&c, path, loop, ctx()), -EEXIST);
 	cr_assert_eq(access(path, F_OK), 0, "a regular file is left alone");
 	gw_loop_free(loop);
+}
+
+/* The allowed IPs of stored peer key, comma-separated (static buffer). */
+static const char *stored_ips(unsigned key)
+{
+	static char buf[256];
+	Gwcluster__CtlResponse *r = simple(GWCLUSTER__CTL_REQUEST__OP_PEER_SHOW, key);
+
+	cr_assert_eq(r->error, 0, "%s", r->message ? r->message : "");
+	cr_assert_eq(r->n_peers, 1);
+	buf[0] = '\0';
+	for (size_t i = 0; i < r->peers[0]->peer->n_allowed_ips; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", i ? "," : "",
+			 r->peers[0]->peer->allowed_ips[i]);
+	done(r);
+	return buf;
+}
+
+/*
+ * An allowed IP another peer has is refused, naming that peer, and changes
+ * nothing; with move_allowed_ips it moves, the other peer written without it
+ * in the same update. Prefixes a peer already has (a contest from a
+ * partition) do not stop other changes to it; overlaps are no conflict.
+ */
+Test(control, upsert_refuses_or_moves_an_allowed_ip_of_another_peer)
+{
+	static const struct peer_spec alice = {
+	    1, {"198.18.0.1/32", "198.18.7.0/24"}, NULL, 0, "alice"};
+	static const struct peer_spec bob = {2, {"198.18.0.2/32"}, NULL, 0, NULL};
+	static const struct peer_spec bob_takes = {
+	    2, {"198.18.0.2/32", "198.18.7.0/24", "198.18.0.1/32"}, NULL, 0, NULL};
+	static const struct peer_spec carol = {
+	    3, {"198.18.7.0/25", "198.18.0.3/32"}, NULL, 0, NULL};
+	static const struct peer_spec alice_again = {
+	    1, {"198.18.0.1/32", "198.18.7.0/24"}, NULL, 25, "alice"};
+	Gwcluster__CtlResponse *r;
+	uint64_t seq;
+
+	done(upsert(&alice));
+	done(upsert(&bob));
+	seq = syncd_replica_own_seq(rep);
+	r = upsert(&bob_takes);
+	cr_assert_eq(r->error, -EEXIST);
+	cr_assert(strstr(r->message, "allowed IP 198.18.0.1/32 is already peer "), "%s",
+		  r->message);
+	cr_assert(strstr(r->message, "(alice)'s") && strstr(r->message, "--move-allowed-ips"), "%s",
+		  r->message);
+	done(r);
+	cr_assert_eq(syncd_replica_own_seq(rep), seq, "a refused upsert wrote something");
+	cr_assert_str_eq(stored_ips(2), "198.18.0.2/32");
+	/* A longer prefix inside alice's /24 is not hers: no conflict. */
+	r = upsert(&carol);
+	cr_assert_eq(r->error, 0, "%s", r->message);
+	done(r);
+
+	r = upsert_move(&bob_takes, true);
+	cr_assert_eq(r->error, 0, "%s", r->message);
+	cr_assert(strstr(r->message, "updated; moved 198.18.0.1/32, 198.18.7.0/24 from "), "%s",
+		  r->message);
+	cr_assert(strstr(r->message, "(alice) (committed as update"), "%s", r->message);
+	done(r);
+	cr_assert_eq(syncd_replica_own_seq(rep), seq + 2, "not one update");
+	cr_assert_str_eq(stored_ips(1), "");
+	cr_assert_str_eq(stored_ips(2), "198.18.0.1/32,198.18.0.2/32,198.18.7.0/24");
+	cr_assert_str_eq(stored_ips(3), "198.18.0.3/32,198.18.7.0/25");
+
+	/* Back to alice: refused while bob has them. */
+	r = upsert(&alice_again);
+	cr_assert_eq(r->error, -EEXIST, "%s", r->message);
+	done(r);
 }
