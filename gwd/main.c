@@ -37,7 +37,7 @@ static const char usage_text[] =
     "    gwd - userspace WireGuard daemon\n"
     "\n"
     "SYNOPSIS\n"
-    "    gwd [-f|--foreground] [-v|--verbose] [--no-offload]\n"
+    "    gwd [-f|--foreground] [-v|--verbose] [--no-offload] [--pid-file FILE]\n"
     "        [--metrics ADDR [--metrics-per-peer]] INTERFACE\n"
     "    gwd [-f] [-v] [--metrics ADDR] --node-id N [--state-dir DIR]\n"
     "        [--cluster-secret-file FILE]\n"
@@ -71,6 +71,9 @@ static const char usage_text[] =
     "    --metrics-per-peer\n"
     "                      also one series per peer in five families (bytes,\n"
     "                      packets, last handshake): 500k series at 100k peers\n"
+    "    --pid-file FILE   once started, write the daemon's pid to FILE (an\n"
+    "                      absolute path; replaced atomically, removed at a clean\n"
+    "                      exit): for service managers without systemd\n"
     "    -h, --help        print this text\n"
     "    -V, --version     print the version\n"
     "    --no-offload      one system call per packet: no TCP segmentation or\n"
@@ -127,6 +130,7 @@ struct options {
 	bool no_offload;
 	const char *metrics;
 	bool metrics_per_peer;
+	const char *pid_file;
 };
 
 enum {
@@ -140,6 +144,7 @@ enum {
 	OPT_NO_OFFLOAD,
 	OPT_METRICS,
 	OPT_METRICS_PER_PEER,
+	OPT_PID_FILE,
 };
 
 /* A decimal in [0, max]; -EINVAL otherwise. */
@@ -219,6 +224,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"metrics-per-peer", no_argument, NULL, OPT_METRICS_PER_PEER},
+	    {"pid-file", required_argument, NULL, OPT_PID_FILE},
 	    {NULL, 0, NULL, 0},
 	};
 	union gw_sockaddr sa;
@@ -254,6 +260,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_METRICS_PER_PEER:
 			o->metrics_per_peer = true;
+			break;
+		case OPT_PID_FILE:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "gwd: --pid-file '%s': not an absolute path\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->pid_file = optarg;
 			break;
 		case OPT_NODE_ID:
 		case OPT_STATE_DIR:
@@ -567,6 +581,11 @@ int main(int argc, char **argv)
 			getenv("GW_AEAD") ? getenv("GW_AEAD") : "");
 	else
 		err = start(&d, &o);
+	if (!err && o.pid_file) {
+		err = gw_daemon_pidfile_write(o.pid_file);
+		if (err)
+			fprintf(stderr, "gwd: --pid-file %s: %s\n", o.pid_file, strerror(-err));
+	}
 	if (err) {
 		fprintf(stderr, "gwd: failed to start %s: %s\n", o.ifname, strerror(-err));
 		gw_daemon_ready(notify, err, "gwd", log_level(&o));
@@ -582,6 +601,8 @@ int main(int argc, char **argv)
 	if (err)
 		gw_err("gwd: event loop failed: %s", strerror(-err));
 	stop(&d);
+	if (o.pid_file)
+		gw_daemon_pidfile_remove(o.pid_file);
 	gw_info("gwd: %s stopped", o.ifname);
 	return err ? 1 : 0;
 }

@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int gw_daemon_fork(void)
@@ -77,4 +80,55 @@ int gw_daemon_ready(int fd, int err, const char *ident, enum gw_log_level max_le
 	if (chdir("/") < 0)
 		first(&rc, -errno);
 	return rc;
+}
+
+int gw_daemon_pidfile_write(const char *path)
+{
+	char tmp[4096], buf[32];
+	int fd, len, err = 0;
+	ssize_t n;
+
+	if (!path || path[0] != '/')
+		return -EINVAL;
+	len = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	if (len < 0 || (size_t)len >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	do
+		n = write(fd, buf, (size_t)len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		err = -errno;
+	else if (n != len)
+		err = -EIO;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+void gw_daemon_pidfile_remove(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	if (!path || path[0] != '/')
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	if (strtol(buf, NULL, 10) == (long)getpid())
+		unlink(path);
 }

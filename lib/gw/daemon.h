@@ -54,4 +54,22 @@ int gw_daemon_fork(void);
  */
 int gw_daemon_ready(int fd, int err, const char *ident, enum gw_log_level max_level);
 
+/*
+ * Pid files (`--pid-file`), for service managers without systemd: the
+ * daemon writes it after start-up succeeded and before gw_daemon_ready(),
+ * so a starter whose command returned 0 finds the file, and it holds the
+ * pid of the process that serves (the child, not the original process).
+ *
+ * gw_daemon_pidfile_write: writes getpid() and a newline to a temporary
+ * file next to path (mode 0644) and renames it over path, so a reader never
+ * sees a partial number. path must be absolute. Returns 0 or -errno
+ * (-EINVAL for a relative or empty path); on error no temporary file is
+ * left and path is untouched.
+ *
+ * gw_daemon_pidfile_remove: at a clean exit, unlinks path only if it still
+ * holds this process's pid (a successor may have written its own).
+ */
+int gw_daemon_pidfile_write(const char *path);
+void gw_daemon_pidfile_remove(const char *path);
+
 #endif

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -115,4 +117,59 @@ Test(daemon, foreground_fd_is_a_no_op)
 	cr_assert_eq(gw_daemon_ready(-1, 0, "test_daemon", GW_LOG_ERR), 0);
 	cr_assert_not_null(getcwd(after, sizeof(after)));
 	cr_assert_str_eq(before, after);
+}
+
+/* The pid file holds this process's pid; removal spares a successor's file. */
+Test(daemon, pidfile_written_atomically_and_removed_only_if_ours)
+{
+	char dir[] = "/tmp/test_daemon.XXXXXX", path[64], buf[32];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/d.pid", dir);
+	cr_assert_eq(gw_daemon_pidfile_write(path), 0);
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = 0;
+	cr_assert_eq(strtol(buf, NULL, 10), (long)getpid());
+	cr_assert_eq(buf[n - 1], '\n');
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0644);
+	/* Written again (a restart): replaced, not appended. */
+	cr_assert_eq(gw_daemon_pidfile_write(path), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_size, n);
+	/* Another process's pid: left alone. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "1\n", 2), 2);
+	close(fd);
+	gw_daemon_pidfile_remove(path);
+	cr_assert_eq(stat(path, &st), 0, "removed a successor's pid file");
+	/* Ours: removed. */
+	cr_assert_eq(gw_daemon_pidfile_write(path), 0);
+	gw_daemon_pidfile_remove(path);
+	cr_assert_eq(stat(path, &st), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(rmdir(dir), 0, "a temporary file was left behind");
+}
+
+Test(daemon, pidfile_bad_paths_are_refused_and_leave_nothing)
+{
+	char dir[] = "/tmp/test_daemon.XXXXXX", path[64];
+
+	cr_assert_eq(gw_daemon_pidfile_write("relative.pid"), -EINVAL);
+	cr_assert_eq(gw_daemon_pidfile_write(""), -EINVAL);
+	cr_assert_eq(gw_daemon_pidfile_write(NULL), -EINVAL);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/missing/d.pid", dir);
+	cr_assert_eq(gw_daemon_pidfile_write(path), -ENOENT);
+	gw_daemon_pidfile_remove(path);
+	gw_daemon_pidfile_remove(NULL);
+	cr_assert_eq(rmdir(dir), 0);
 }
