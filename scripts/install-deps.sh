@@ -13,6 +13,8 @@ BUILD_PKGS=(
 RUN_PKGS=(
 	iproute2 iputils-ping procps psmisc nftables keepalived frr conntrackd
 	wireguard-tools wireguard-go iperf3 tshark python3 jq prometheus curl
+	# Deployment: ansible/ (roles, playbooks) and integration_ansible.
+	ansible-core
 )
 
 missing=()
