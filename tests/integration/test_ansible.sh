@@ -31,7 +31,7 @@ f_require gwcluster
 h_require_cmd ansible-playbook
 
 ANS_MAX_GAP_MS=${ANS_MAX_GAP_MS:-1500}
-ANS_PLAY_TIMEOUT=${ANS_PLAY_TIMEOUT:-300}
+ANS_PLAY_TIMEOUT=${ANS_PLAY_TIMEOUT:-600}
 ANS_DIR=$H_SOURCE_DIR/ansible
 # The nodes' roots: under /run (root's only all the way up), since keepalived's
 # script security refuses hooks below a world-writable directory such as /tmp.
