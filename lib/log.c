@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -159,6 +160,10 @@ void gw_log_init(const char *id, enum gw_log_level max_level, enum gw_log_sink s
 	}
 	snprintf(log_ident, sizeof(log_ident), "%s", id ? id : "");
 	log_sink = sink;
+	/* Measurements (the failover lab) line daemons' logs up with captures. */
+	if (sink == GW_LOG_STDERR && getenv("GW_LOG_TIMESTAMPS") &&
+	    strcmp(getenv("GW_LOG_TIMESTAMPS"), "0"))
+		gw_log_set_timestamps(true);
 	gw_log_set_level(max_level);
 	if (sink == GW_LOG_SYSLOG) {
 		openlog(ident(), LOG_PID | LOG_NDELAY, LOG_DAEMON);

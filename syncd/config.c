@@ -40,6 +40,9 @@ enum cluster_key {
 	CK_SESSION_SOCKET,
 	CK_SYNCED_FILE,
 	CK_METRICS,
+	CK_KEEPALIVED_FIFO,
+	CK_KEEPALIVED_INSTANCE,
+	CK_KEEPALIVED_GROUP,
 	CK_COUNT,
 };
 
@@ -259,6 +262,32 @@ static int key_metrics(struct parse *p, const char *v)
 	return copy_str(p, p->cfg->metrics, sizeof(p->cfg->metrics), v);
 }
 
+static int key_keepalived_fifo(struct parse *p, const char *v)
+{
+	return copy_abs_path(p, p->cfg->keepalived_fifo, sizeof(p->cfg->keepalived_fifo), v);
+}
+
+/* keepalived writes the name between quotes and without blanks. */
+static int keepalived_name(struct parse *p, const char *v, bool group)
+{
+	for (const char *c = v; *c; c++)
+		if (*c <= ' ' || *c > '~' || *c == '"')
+			return why(p, "blanks, quotes and control characters cannot be in a "
+				      "keepalived name");
+	p->cfg->keepalived_group = group;
+	return copy_str(p, p->cfg->keepalived_name, sizeof(p->cfg->keepalived_name), v);
+}
+
+static int key_keepalived_instance(struct parse *p, const char *v)
+{
+	return keepalived_name(p, v, false);
+}
+
+static int key_keepalived_group(struct parse *p, const char *v)
+{
+	return keepalived_name(p, v, true);
+}
+
 static const struct key_def cluster_keys[CK_COUNT] = {
     [CK_NAME] = {"Name", key_name},
     [CK_NODE_ID] = {"NodeId", key_node_id},
@@ -275,6 +304,9 @@ static const struct key_def cluster_keys[CK_COUNT] = {
     [CK_SESSION_SOCKET] = {"SessionSocket", key_session_socket},
     [CK_SYNCED_FILE] = {"SyncedFile", key_synced_file},
     [CK_METRICS] = {"Metrics", key_metrics},
+    [CK_KEEPALIVED_FIFO] = {"KeepalivedFifo", key_keepalived_fifo},
+    [CK_KEEPALIVED_INSTANCE] = {"KeepalivedInstance", key_keepalived_instance},
+    [CK_KEEPALIVED_GROUP] = {"KeepalivedGroup", key_keepalived_group},
 };
 
 static struct syncd_member *cur_member(struct parse *p)
@@ -499,6 +531,36 @@ __attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errlen, 
 	return -EINVAL;
 }
 
+/* KeepalivedFifo gives the role to the relay, which only a VRRP node has. */
+static int check_keepalived(struct parse *p, const char *path, char *err, size_t errlen)
+{
+	const unsigned *k = p->cluster_key;
+	struct syncd_config *c = p->cfg;
+
+	if (k[CK_KEEPALIVED_INSTANCE] && k[CK_KEEPALIVED_GROUP])
+		return fail(err, errlen, path, k[CK_KEEPALIVED_GROUP],
+			    "KeepalivedGroup: KeepalivedInstance is given too (line %u); follow "
+			    "one of them",
+			    k[CK_KEEPALIVED_INSTANCE]);
+	if (!k[CK_KEEPALIVED_FIFO]) {
+		if (k[CK_KEEPALIVED_INSTANCE] || k[CK_KEEPALIVED_GROUP])
+			return fail(err, errlen, path,
+				    k[CK_KEEPALIVED_INSTANCE] ? k[CK_KEEPALIVED_INSTANCE]
+							      : k[CK_KEEPALIVED_GROUP],
+				    "%s without KeepalivedFifo",
+				    k[CK_KEEPALIVED_INSTANCE] ? "KeepalivedInstance"
+							      : "KeepalivedGroup");
+		return 0;
+	}
+	if (c->mode != SYNCD_MODE_VRRP)
+		return fail(err, errlen, path, k[CK_KEEPALIVED_FIFO],
+			    "KeepalivedFifo: only in Mode = vrrp");
+	if (!c->session_socket[0])
+		return fail(err, errlen, path, k[CK_KEEPALIVED_FIFO],
+			    "KeepalivedFifo: needs the session relay (SessionSocket is off)");
+	return 0;
+}
+
 static int check_cluster(struct parse *p, const char *path, char *err, size_t errlen)
 {
 	static const enum cluster_key required[] = {CK_NAME, CK_NODE_ID, CK_INTERFACE,
@@ -527,7 +589,7 @@ static int check_cluster(struct parse *p, const char *path, char *err, size_t er
 	if (!p->cluster_key[CK_SESSION_SOCKET])
 		snprintf(c->session_socket, sizeof(c->session_socket), "%s/%s.sessions",
 			 SYNCD_DEFAULT_SESSION_DIR, c->ifname);
-	return 0;
+	return check_keepalived(p, path, err, errlen);
 }
 
 static int check_members(struct parse *p, const char *path, char *err, size_t errlen)

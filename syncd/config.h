@@ -12,6 +12,7 @@
 #define SYNCD_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,7 +36,8 @@ enum {
 	SYNCD_LOG_RETAIN_DEFAULT = 100000,
 	SYNCD_LOG_RETAIN_MIN = 100,
 	SYNCD_LOG_RETAIN_MAX = 100000000,
-	SYNCD_CONFIG_ERR_LEN = 1400, /* fits a path of SYNCD_DIR_PATH_MAX and a message */
+	SYNCD_CONFIG_ERR_LEN = 1400,	 /* fits a path of SYNCD_DIR_PATH_MAX and a message */
+	SYNCD_KEEPALIVED_NAME_MAX = 127, /* = SYNCD_KAFIFO_NAME_MAX */
 };
 
 #define SYNCD_DEFAULT_CONFIG	"/etc/gwcluster/cluster.conf"
@@ -56,6 +58,14 @@ struct syncd_config {
 	char session_socket[SYNCD_CTL_PATH_MAX + 1];
 	/* keepalived's track_file (relay.h: enum syncd_ready); empty: none. */
 	char synced_file[SYNCD_DIR_PATH_MAX + 1];
+	/*
+	 * keepalived's notify_fifo, followed by syncd (kafifo.h); empty: none
+	 * (ha-hooks/gwcluster-notify, or nothing, passes the role on). The
+	 * instance or group followed: keepalived_name (empty: every instance).
+	 */
+	char keepalived_fifo[SYNCD_DIR_PATH_MAX + 1];
+	char keepalived_name[SYNCD_KEEPALIVED_NAME_MAX + 1];
+	bool keepalived_group;
 	/* SYNCD_CURVE_KEY_LEN bytes in gw_secret_alloc() memory, wiped on free. */
 	uint8_t *curve_secret;
 	char bind_host[64]; /* empty: bind on this member's own address */

@@ -24,6 +24,7 @@
 #include "gw/log.h"
 #include "gw/addr.h"
 #include "gw/loop.h"
+#include "kafifo.h"
 #include "metrics.h"
 #include "relay.h"
 #include "replica.h"
@@ -35,6 +36,7 @@ enum {
 	STATS_COST_FACTOR = 20,	     /* ... at most a twentieth of the time ... */
 	STATS_PERIOD_MAX_MS = 30000, /* ... and at least this often */
 	SYNCED_REFRESH_MS = 1000,    /* the SyncedFile is checked this often */
+	KA_RECHECK_MS = 5000,	     /* the role against keepalived's last state */
 };
 
 static const char usage_text[] =
@@ -91,6 +93,11 @@ struct daemon {
 	struct syncd_relay_link *link;
 	struct syncd_gwd_stats_client *gwd_stats;
 	struct syncd_applier *applier;
+	/* keepalived's notify FIFO (KeepalivedFifo), and the last state it gave. */
+	struct syncd_kafifo *kafifo;
+	bool ka_known;
+	enum syncd_ka_state ka_state;
+	uint64_t ka_checked_ns;
 	struct gw_timer tick, relay_kick, stats;
 	uint64_t stats_period_ns, synced_checked_ns;
 	/* Metrics: the server, what it reads, and what only it counts. */
@@ -211,6 +218,7 @@ static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
 }
 
 static void refresh_synced_file(struct daemon *d);
+static void ka_recheck(struct daemon *d);
 
 /* The replica's catch-up, for the relay's readiness. */
 static void config_state(struct daemon *d)
@@ -230,6 +238,7 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 		config_state(d);
 		syncd_relay_tick(d->relay);
 		refresh_synced_file(d);
+		ka_recheck(d);
 	}
 	gw_timer_arm_in(loop, t, d->cfg->heartbeat_ms * GW_NSEC_PER_MSEC);
 }
@@ -392,6 +401,111 @@ static int control_role(void *arg, const Gwcluster__RoleRequest *req,
 
 	config_state(d);
 	return syncd_relay_role(d->relay, req, summary, msg, msglen);
+}
+
+/* ------------------------------------------------------------------------
+ * keepalived's notify FIFO: each state change becomes the `gwctl role` the
+ * notify hook would have run, through control_role() like gwctl's request.
+ */
+
+static Gwcluster__RoleRequest__Action ka_action(enum syncd_ka_state st)
+{
+	switch (st) {
+	case SYNCD_KA_MASTER:
+		return GWCLUSTER__ROLE_REQUEST__ACTION__MASTER;
+	case SYNCD_KA_BACKUP:
+		return GWCLUSTER__ROLE_REQUEST__ACTION__BACKUP;
+	default: /* FAULT, STOP, DELETED */
+		return GWCLUSTER__ROLE_REQUEST__ACTION__FAULT;
+	}
+}
+
+static enum syncd_role ka_role(enum syncd_ka_state st)
+{
+	return st == SYNCD_KA_MASTER   ? SYNCD_ROLE_MASTER
+	       : st == SYNCD_KA_BACKUP ? SYNCD_ROLE_BACKUP
+				       : SYNCD_ROLE_FAULT;
+}
+
+/*
+ * The role for keepalived's last state. A MASTER refused for readiness is
+ * forced, as gwcluster-notify does: keepalived has moved the VIP here
+ * already, and claiming with part of the sessions serves more clients than
+ * a refusal (the track_file keeps unready nodes from being elected).
+ */
+static int ka_apply(struct daemon *d, char *msg, size_t len)
+{
+	Gwcluster__RoleRequest q = GWCLUSTER__ROLE_REQUEST__INIT;
+	const Gwcluster__SessionSummary *sum;
+	char refused[256];
+	int rc;
+
+	q.action = ka_action(d->ka_state);
+	rc = control_role(d, &q, &sum, msg, len);
+	if (rc != -EAGAIN || q.action != GWCLUSTER__ROLE_REQUEST__ACTION__MASTER)
+		return rc;
+	snprintf(refused, sizeof(refused), "%s", msg);
+	q.has_force = q.force = true;
+	rc = control_role(d, &q, &sum, msg, len);
+	gw_warn("syncd: keepalived: MASTER while not ready (%s); claiming anyway: the VIP is here",
+		refused);
+	return rc;
+}
+
+static void ka_changed(void *arg, const struct syncd_ka_line *l)
+{
+	struct daemon *d = arg;
+	char msg[256];
+	int rc;
+
+	d->ka_known = true;
+	d->ka_state = l->state;
+	d->ka_checked_ns = gw_loop_now(d->loop);
+	/* The role first, the log after it. */
+	rc = ka_apply(d, msg, sizeof(msg));
+	gw_log(rc && rc != -ENOTCONN ? GW_LOG_WARN : GW_LOG_INFO,
+	       "syncd: keepalived: %s %s -> %s: %s%s%s",
+	       l->type == SYNCD_KA_GROUP ? "GROUP" : "INSTANCE", l->name, l->word,
+	       msg[0] ? msg : "done", rc ? ": " : "", rc ? strerror(-rc) : "");
+}
+
+/*
+ * Every KA_RECHECK_MS: the role syncd holds against keepalived's last state
+ * (`gwctl role` by hand, or the role syncd took from gwd, can differ).
+ */
+static void ka_recheck(struct daemon *d)
+{
+	uint64_t now = gw_loop_now(d->loop);
+	enum syncd_role want = ka_role(d->ka_state), have;
+	char msg[256];
+	int rc;
+
+	if (!d->kafifo || !d->ka_known || now - d->ka_checked_ns < KA_RECHECK_MS * GW_NSEC_PER_MSEC)
+		return;
+	d->ka_checked_ns = now;
+	have = syncd_relay_role_get(d->relay);
+	if (have == want)
+		return;
+	rc = ka_apply(d, msg, sizeof(msg));
+	gw_warn("syncd: role was %s but keepalived's last state is %s: sent it again (%s)",
+		syncd_role_name(have), syncd_ka_state_name(d->ka_state), rc ? msg : "done");
+}
+
+static int open_kafifo(struct daemon *d)
+{
+	const struct syncd_config *c = d->cfg;
+	struct syncd_kafifo_config kc = {
+	    .path = c->keepalived_fifo,
+	    .group = c->keepalived_group,
+	    .name = c->keepalived_name[0] ? c->keepalived_name : NULL,
+	    .changed = ka_changed,
+	    .arg = d,
+	};
+	int rc = syncd_kafifo_open(&d->kafifo, &kc, d->loop);
+
+	if (rc)
+		gw_err("syncd: cannot follow %s: %s", c->keepalived_fifo, strerror(-rc));
+	return rc;
 }
 
 static int open_relay(struct daemon *d)
@@ -607,11 +721,18 @@ static int start(struct daemon *d)
 		       rc == -EADDRINUSE ? "another syncd serves it" : strerror(-rc));
 		return rc;
 	}
+	/* Last: a role from keepalived's FIFO needs the relay, and gwctl may look at once. */
+	if (d->relay && d->cfg->keepalived_fifo[0]) {
+		rc = open_kafifo(d);
+		if (rc)
+			return rc;
+	}
 	return gw_timer_arm_in(d->loop, &d->tick, 0);
 }
 
 static void stop(struct daemon *d)
 {
+	syncd_kafifo_close(d->kafifo);
 	gw_metrics_endpoint_close(d->metrics);
 	if (d->loop) {
 		gw_timer_cancel(d->loop, &d->tick);

@@ -22,7 +22,11 @@ enum gw_log_sink {
 	GW_LOG_SYSLOG,
 };
 
-/* ident prefixes each line ("gwd"); may be called again to reconfigure. */
+/*
+ * ident prefixes each line ("gwd"); may be called again to reconfigure. With
+ * the environment variable GW_LOG_TIMESTAMPS set (and not "0"), stderr lines
+ * get timestamps (gw_log_set_timestamps).
+ */
 void gw_log_init(const char *ident, enum gw_log_level max_level, enum gw_log_sink sink);
 void gw_log_set_level(enum gw_log_level max_level);
 /* Prefixes stderr lines with a UTC wall-clock time; off by default (journald stamps lines). */

@@ -185,6 +185,8 @@ Test(config, defaults)
 	cr_assert_eq(c->log_level, GW_LOG_INFO);
 	cr_assert_str_eq(c->bind_host, "");
 	cr_assert_str_eq(c->metrics, "", "no metrics listener by default");
+	cr_assert_str_eq(c->keepalived_fifo, "", "keepalived's FIFO is not followed by default");
+	cr_assert_str_eq(c->keepalived_name, "");
 	cr_assert_str_eq(syncd_mode_name(c->mode), "vrrp");
 	syncd_config_free(c);
 }
@@ -277,7 +279,46 @@ static const struct bad_case bad[] = {
     {CLUSTER "[Member]\nNodeId = 1\nAddress = 203.0.113.1:7400\nCurvePublicKey = @PUB2@\n", 9,
      "CurvePublicKey: does not match the secret key in"},
     {CLUSTER MEMBER1 "Foo\n", 10, "expected \"Key = Value\" or \"[Section]\""},
+    {CLUSTER "KeepalivedFifo = run/k.fifo\n" MEMBER1, 6,
+     "KeepalivedFifo: \"run/k.fifo\" is not an absolute path"},
+    {CLUSTER "KeepalivedInstance = VI 1\n" MEMBER1, 6, "KeepalivedInstance: blanks, quotes"},
+    {CLUSTER "KeepalivedGroup = \"G\"\n" MEMBER1, 6, "KeepalivedGroup: blanks, quotes"},
+    {CLUSTER "KeepalivedInstance = VI_1\n" MEMBER1, 6, "KeepalivedInstance without KeepalivedFifo"},
+    {CLUSTER "KeepalivedGroup = G1\n" MEMBER1, 6, "KeepalivedGroup without KeepalivedFifo"},
+    {CLUSTER
+     "KeepalivedFifo = /run/k.fifo\nKeepalivedInstance = VI_1\nKeepalivedGroup = G1\n" MEMBER1,
+     8, "KeepalivedGroup: KeepalivedInstance is given too (line 7)"},
+    {CLUSTER "Mode = anycast\nKeepalivedFifo = /run/k.fifo\n" MEMBER1, 7,
+     "KeepalivedFifo: only in Mode = vrrp"},
+    {CLUSTER "SessionSocket = off\nKeepalivedFifo = /run/k.fifo\n" MEMBER1, 7,
+     "KeepalivedFifo: needs the session relay"},
 };
+
+Test(config, keepalived_fifo)
+{
+	struct syncd_config *c;
+	char err[SYNCD_CONFIG_ERR_LEN];
+
+	cr_assert_eq(load(CLUSTER "KeepalivedFifo = /run/keepalived/gw.fifo\n"
+				  "keepalivedgroup = VG_1\n" MEMBER1,
+			  &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(c->keepalived_fifo, "/run/keepalived/gw.fifo");
+	cr_assert_str_eq(c->keepalived_name, "VG_1");
+	cr_assert(c->keepalived_group);
+	syncd_config_free(c);
+	cr_assert_eq(load(CLUSTER
+			  "KeepalivedFifo = /run/k.fifo\nKeepalivedInstance = VI_WG\n" MEMBER1,
+			  &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(c->keepalived_name, "VI_WG");
+	cr_assert_not(c->keepalived_group);
+	syncd_config_free(c);
+	cr_assert_eq(load(CLUSTER "KeepalivedFifo = /run/k.fifo\n" MEMBER1, &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(c->keepalived_name, "", "every instance");
+	syncd_config_free(c);
+}
 
 Test(config, errors_name_file_and_line)
 {
