@@ -343,7 +343,7 @@ f_gwd_up() {
 	local i=$1 d extra
 	d=$(f_dir "$i")
 	read -r -a extra <<<"${F_GWD_ARGS:-}"
-	h_wg_up "gw$i" "${F_IFS[i]}" env GWD_LOG_LEVEL="${F_GWD_LOG_LEVEL:-info}" \
+	h_wg_up "gw$i" "${F_IFS[i]}" env GWD_LOG_LEVEL="${F_GWD_LOG_LEVEL:-info}" GW_LOG_TIMESTAMPS=1 \
 		"$H_BUILD_DIR/bin/gwd" --node-id "$i" --state-dir "$d/gwd" \
 		--cluster-secret-file "$(f_secret_file)" --session-socket "$(f_session_sock "$i")" \
 		"${extra[@]}"
@@ -382,14 +382,20 @@ f_gwdr_node() {
 
 # ---------------------------------------------------------------- gwcluster
 # gwd + syncd (configuration through gwctl, sessions through syncd's relay)
-# + keepalived whose notify_fifo goes to `gwctl role` and whose track_file is
-# syncd's SyncedFile. Sync links on the back bridge: node I's syncd on
-# 203.0.113.(I+1):F_SYNC_PORT (PUB) and F_SYNC_PORT + 1 (ROUTER).
+# + keepalived whose notify_fifo carries the state changes to syncd and whose
+# track_file is syncd's SyncedFile. Sync links on the back bridge: node I's
+# syncd on 203.0.113.(I+1):F_SYNC_PORT (PUB) and F_SYNC_PORT + 1 (ROUTER).
+# F_NOTIFY says who reads keepalived's notify_fifo:
+#   direct  (default) syncd itself (cluster.conf KeepalivedFifo and
+#           KeepalivedInstance; keepalived has no notify_fifo_script)
+#   script  ha-hooks/gwcluster-notify as notify_fifo_script (`gwctl role`)
+# gwd and syncd log with timestamps (GW_LOG_TIMESTAMPS) for f_claim_delay.
 
 F_SYNCD=${SYNCD_BIN:-$H_BUILD_DIR/bin/syncd}
 F_GWCTL=${GWCTL_BIN:-$H_BUILD_DIR/bin/gwctl}
 F_HB_MS=${F_HB_MS:-50}
 F_DEAD_MS=${F_DEAD_MS:-500}
+F_NOTIFY=${F_NOTIFY:-direct}
 
 f_gwc_require() {
 	local b
@@ -405,6 +411,10 @@ f_conf() {
 
 f_synced_file() {
 	echo "$(f_dir "$1")/synced"
+}
+
+f_notify_fifo() {
+	echo "$(f_dir "$1")/notify.fifo"
 }
 
 f_ctl() {
@@ -435,6 +445,10 @@ f__gwc_setup() {
 			echo "PeerDeadMs = $F_DEAD_MS"
 			echo "SessionSocket = $(f_session_sock "$i")"
 			echo "SyncedFile = $(f_synced_file "$i")"
+			if [[ $F_NOTIFY == direct && ${F_HOOKS:-} != interim ]]; then
+				echo "KeepalivedFifo = $(f_notify_fifo "$i")"
+				echo "KeepalivedInstance = VI_$H_RUNID"
+			fi
 			for ((m = 1; m <= F_N; m++)); do
 				echo
 				echo "[Member]"
@@ -460,7 +474,8 @@ f_gwc_daemons() {
 	h_addr "gw$i" "${F_IFS[i]}" "$F_GW_INNER4/16"
 	local sargs
 	read -r -a sargs <<<"${F_SYNCD_ARGS:-}"
-	h_spawn "gw$i" "syncd$i" "$F_SYNCD" -f -c "$(f_conf "$i")" "${sargs[@]}"
+	h_spawn "gw$i" "syncd$i" env GW_LOG_TIMESTAMPS=1 "$F_SYNCD" -f -c "$(f_conf "$i")" \
+		"${sargs[@]}"
 	F_NODE_PROCS[i]+=" syncd$i"
 	h_wait_for 10 "syncd of gw$i answering" f__ctl_answers "$i"
 }
@@ -501,19 +516,25 @@ f_gwc_node() {
 
 # keepalived for a gwcluster node. With the ha-hooks (the default when
 # ha-hooks/ exists; F_HOOKS=interim forces the interim handler): as in
-# ha-hooks/keepalived.conf.example, notify_fifo_script gwcluster-notify (the
-# state changes, in order, to `gwctl role`), track_script gwcluster-check,
-# track_file syncd's SyncedFile (weight 0: anything but 0 is FAULT, reset to
-# 1 when keepalived starts). Interim: the same track_file, notify_fifo read
-# by notify_gwctl.sh (below).
+# ha-hooks/keepalived.conf.example, notify_fifo read by syncd (F_NOTIFY=direct;
+# keepalived creates the FIFO, and a FIFO a killed keepalived left behind is
+# used again, as on a real node) or by the notify_fifo_script gwcluster-notify
+# (F_NOTIFY=script: the state changes, in order, to `gwctl role`),
+# track_script gwcluster-check, track_file syncd's SyncedFile (weight 0:
+# anything but 0 is FAULT, reset to 1 when keepalived starts). Interim: the
+# same track_file, notify_fifo read by notify_gwctl.sh (below).
 f__gwc_keepalived() {
-	local i=$1 d hooks="$H_SOURCE_DIR/ha-hooks"
+	local i=$1 d hooks="$H_SOURCE_DIR/ha-hooks" notify=()
 	d=$(f_dir "$i")
-	rm -f "$d/notify.fifo"
+	[[ $F_NOTIFY == direct && ${F_HOOKS:-} != interim ]] || rm -f "$d/notify.fifo"
+	case $F_NOTIFY in
+	direct) ;;
+	script) notify=("global notify_fifo_script \"$hooks/gwcluster-notify -c $(f_conf "$i") -G $F_GWCTL\"") ;;
+	*) h_fail "F_NOTIFY: direct or script, not '$F_NOTIFY'" ;;
+	esac
 	if [[ ${F_HOOKS:-} != interim && -x $hooks/gwcluster-notify && -x $hooks/gwcluster-check ]]; then
 		f_keepalived_conf "$i" "global enable_script_security" \
-			"global notify_fifo $d/notify.fifo" \
-			"global notify_fifo_script \"$hooks/gwcluster-notify -c $(f_conf "$i") -G $F_GWCTL\"" \
+			"global notify_fifo $d/notify.fifo" "${notify[@]}" \
 			"track_script {" "    chk_gwcluster" "}" \
 			"track_file {" "    gwcluster_synced weight 0" "}"
 		sed -i "/^global_defs {/i vrrp_script chk_gwcluster {\n    script \"$hooks/gwcluster-check -c $(f_conf "$i") -G $F_GWCTL\"\n    interval 1\n    timeout 3\n    fall 2\n    rise 2\n    weight 0\n}\ntrack_file gwcluster_synced {\n    file \"$(f_synced_file "$i")\"\n    weight 0\n    init_file 1 overwrite\n}" \
@@ -800,9 +821,14 @@ f_iperf_check() {
 f_capture_start() {
 	# 200 bytes hold a whole client data packet carrying a ping (170).
 	h_capture_start -s 200 "${2:-client}" "${3:-eth0}" "$1.pcapng" "${4:-udp port $F_PORT}"
+	# On the access bridge, the VRRP adverts too: a new master's first
+	# advert is when keepalived became master (f_claim_delay).
+	(($# == 1)) && h_capture_start -s 100 client eth0 "$1-vrrp.pcapng" "ip proto 112"
+	return 0
 }
 
 f_capture_stop() {
+	[[ -f $H_LOGDIR/$1-vrrp.pcapng ]] && h_capture_stop "$1-vrrp.pcapng"
 	h_capture_stop "$1.pcapng"
 	local drops
 	drops=$(sed -n 's/.*Packets received\/dropped on interface .*: [0-9]*\/\([0-9]*\).*/\1/p' \
@@ -899,6 +925,47 @@ f__handshake_log() {
 		}' >&2
 }
 
+# Epoch time of the first line after epoch time T in LOG (gwd or syncd with
+# GW_LOG_TIMESTAMPS) that matches the extended regex RE; nothing if none.
+f__log_time() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import datetime, re, sys
+log, t0, pat = sys.argv[1], float(sys.argv[2]), re.compile(sys.argv[3])
+stamp = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})Z ")
+for line in open(log, errors="replace"):
+    m = stamp.match(line)
+    if not m or not pat.search(line):
+        continue
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+    t = t.replace(tzinfo=datetime.timezone.utc).timestamp()
+    if t >= t0:
+        print("%.6f" % t)
+        break
+PY
+}
+
+# f_claim_delay CAP T_KILL NEW: logs when, after the kill, keepalived made
+# gwNEW master (its first VRRP advert in CAP-vrrp), syncd took the role and
+# gwd claimed every peer (their logs), and the time from keepalived's
+# transition to gwd's claim; appends "NEW ADVERT_MS ROLE_MS CLAIM_MS" (ms
+# after the kill) to $H_LOGDIR/claim_delays.
+f_claim_delay() {
+	local cap=$1 tk=$2 new=$3 adv role claim
+	[[ -f $H_LOGDIR/$cap-vrrp.pcapng ]] || return 0
+	adv=$(h_tshark_fields "$cap-vrrp.pcapng" frame.time_epoch eth.src | awk -F'\t' \
+		-v m="$(f_mac "$new")" -v t0="$tk" '!done && $2 == m && $1 > t0 { print $1; done = 1 }')
+	role=$(f__log_time "$(h_log_of "syncd$new")" "$tk" "relay: role master")
+	claim=$(f__log_time "$(h_log_of "${F_IFS[new]}")" "$tk" "now owns all")
+	if [[ -z $adv || -z $role || -z $claim ]]; then
+		h_log "claim delay of gw$new: not measured (advert '${adv}', role '${role}', claim '${claim}')"
+		return 0
+	fi
+	awk -v n="$new" -v tk="$tk" -v a="$adv" -v r="$role" -v c="$claim" -v how="$F_NOTIFY" 'BEGIN {
+		printf "gw%s master (first advert) %.1f ms after the kill, syncd role master %.1f ms, gwd claim %.1f ms: keepalived -> gwd claim %.1f ms (%s)\n",
+			n, (a - tk) * 1000, (r - tk) * 1000, (c - tk) * 1000, (c - a) * 1000, how
+	}' | tee -a "$H_LOGDIR/claim_delays" | while read -r line; do h_log "$line"; done
+}
+
 # f_check_takeover CAP T_KILL T_END OLD NEW: the new master's first data
 # packets to the client use the receiver index the old master used (the
 # replicated keypair, no new handshake), from a counter region of the new
@@ -929,6 +996,7 @@ f_check_takeover() {
 		"ms from the kill to gw$new's first packet to the client (a standby must stay silent)"
 	inits=$(f_init_from_client "$cap" "$tk" "$te")
 	h_assert_eq "$inits" 0 "handshake initiations from the client during the failover"
+	f_claim_delay "$cap" "$tk" "$new"
 	h_log "takeover gw$old -> gw$new: receiver ${first[1]} kept; gw$old's last counter" \
 		"${before[2]}, gw$new's first ${first[2]} (epoch ${reg[0]} node ${reg[1]}" \
 		"incarnation ${reg[2]}); no initiation from the client"
