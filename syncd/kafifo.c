@@ -180,7 +180,7 @@ struct syncd_kafifo {
 	ino_t ino;
 	uint64_t opened_ns;
 	bool read_any;	   /* since opened */
-	bool waiting_said; /* "waiting for keepalived" logged since the last open */
+	bool waiting_said; /* "cannot create" logged since the last open */
 	struct gw_timer timer;
 	char line[SYNCD_KAFIFO_LINE_MAX + 1];
 	size_t len;
@@ -301,20 +301,45 @@ static bool acceptable(struct syncd_kafifo *f, const struct stat *st)
 	return false;
 }
 
+/*
+ * The FIFO is missing: make it (root's, 0600). keepalived removes a FIFO it
+ * made itself whenever it stops or reloads, and 2.2.7 loses it on a reload
+ * (the path is gone afterwards and its lines go nowhere); one that was there
+ * before it started it uses and leaves alone.
+ */
+static int create(struct syncd_kafifo *f)
+{
+	int rc;
+
+	if (!mkfifo(f->path, 0600)) {
+		gw_info("syncd: created %s for keepalived's notify_fifo", f->path);
+		return 0;
+	}
+	rc = -errno;
+	if (rc == -EEXIST) /* keepalived was quicker */
+		return 0;
+	if (!f->waiting_said)
+		gw_warn("syncd: cannot create %s: %s; trying again every %u ms", f->path,
+			strerror(-rc), (unsigned)SYNCD_KAFIFO_RETRY_MS);
+	f->waiting_said = true;
+	return rc;
+}
+
 static int try_open(struct syncd_kafifo *f)
 {
 	struct stat st;
 	int fd, rc;
 
 	if (stat(f->path, &st)) {
-		rc = -errno;
-		if (rc == -ENOENT && !f->waiting_said)
-			gw_info("syncd: waiting for keepalived to create %s (notify_fifo)",
-				f->path);
-		else if (rc != -ENOENT)
-			gw_log_rl(&f->rl, GW_LOG_WARN, "syncd: %s: %s", f->path, strerror(-rc));
-		f->waiting_said = true;
-		return rc;
+		rc = errno == ENOENT ? create(f) : -errno;
+		if (!rc && stat(f->path, &st))
+			rc = -errno;
+		if (rc) {
+			if (rc != -ENOENT)
+				gw_log_rl(&f->rl, GW_LOG_WARN, "syncd: %s: %s", f->path,
+					  strerror(-rc));
+			return rc;
+		}
 	}
 	if (!acceptable(f, &st))
 		return -EPERM;

@@ -4,17 +4,19 @@
  * KeepalivedFifo): the VRRP state changes of one instance or group, in the
  * order keepalived makes them, without a process start on the failover path.
  *
- * keepalived (global_defs notify_fifo PATH) creates the FIFO when it is
- * missing, opens it read-write and non-blocking, and writes one line per
- * change: `INSTANCE "VI_1" MASTER 150`, `GROUP "G1" BACKUP 0`, and for its
- * LVS checkers `VS ...` / `RS ...`. A FIFO it created it removes when it
- * stops or reloads, and makes anew. So the follower never creates the FIFO:
- * it opens it read-only and non-blocking once it exists (retrying every
- * SYNCD_KAFIFO_RETRY_MS), reads whole lines in the event loop, and when the
- * last writer is gone (EOF: keepalived stopped, restarted or reloaded) or
- * the path names another file than the one it holds, opens the path again.
- * Lines keepalived wrote while nobody read wait in the pipe (keepalived
- * holds it open), so none is lost across a restart of either side.
+ * keepalived (global_defs notify_fifo PATH) opens the FIFO read-write and
+ * non-blocking and writes one line per change: `INSTANCE "VI_1" MASTER 150`,
+ * `GROUP "G1" BACKUP 0`, and for its LVS checkers `VS ...` / `RS ...`. It
+ * creates the FIFO when it is missing, and removes a FIFO it created when it
+ * stops or reloads (2.2.7 loses it on a reload: the path is gone afterwards).
+ * So the follower creates the FIFO itself when it is missing (syncd starts
+ * before keepalived), and keepalived uses that one and leaves it alone. It
+ * opens it read-only and non-blocking, reads whole lines in the event loop,
+ * and when the last writer is gone (EOF: keepalived stopped, restarted or
+ * reloaded) or the path names another file than the one it holds, opens the
+ * path again. Lines keepalived wrote while nobody read wait in the pipe
+ * (keepalived holds it open), so none is lost across a restart of either
+ * side.
  *
  * A line that is not keepalived's format is logged (rate-limited), counted
  * and ignored; nothing the FIFO carries can stop the daemon.
@@ -90,8 +92,8 @@ struct syncd_kafifo;
 
 /*
  * Starts following cfg->path in loop (strings are copied). Opens the FIFO
- * now if it exists; otherwise, and whenever it goes away, every
- * SYNCD_KAFIFO_RETRY_MS. 0, -EINVAL (a path or name too long) or -ENOMEM.
+ * now, creating it (mode 0600) if it is missing; when that fails (no
+ * directory), again every SYNCD_KAFIFO_RETRY_MS. 0, -EINVAL or -ENOMEM.
  */
 int syncd_kafifo_open(struct syncd_kafifo **out, const struct syncd_kafifo_config *cfg,
 		      struct gw_loop *loop);

@@ -142,7 +142,7 @@ Test(kafifo, parse_name_and_line_limits)
 
 enum { MAX_SEEN = 64 };
 
-static char dir[64], path[128];
+static char dir[64], path[192];
 static struct gw_loop *loop;
 static struct syncd_kafifo *kf;
 static struct syncd_ka_line seen[MAX_SEEN];
@@ -288,21 +288,44 @@ Test(kafifo_reader, every_instance_or_a_group)
 	close(fd);
 }
 
-Test(kafifo_reader, waits_for_the_fifo)
+Test(kafifo_reader, creates_the_fifo)
 {
+	struct stat st;
 	int fd;
 
+	/* syncd starts before keepalived: the FIFO is made, keepalived uses it. */
+	follow(false, "VI_1");
+	cr_assert(syncd_kafifo_is_open(kf));
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert(S_ISFIFO(st.st_mode));
+	cr_assert_eq(st.st_mode & 07777, 0600);
+	fd = ka_open();
+	put(fd, "INSTANCE \"VI_1\" FAULT 100\nINSTANCE \"VI_1\" BACKUP 100\n");
+	pump_until(2);
+	assert_seen(0, "VI_1", SYNCD_KA_FAULT);
+	assert_seen(1, "VI_1", SYNCD_KA_BACKUP);
+	cr_assert_eq(syncd_kafifo_stats(kf)->opens, 1);
+	close(fd);
+}
+
+Test(kafifo_reader, waits_for_the_directory)
+{
+	char sub[160];
+	int fd;
+
+	snprintf(sub, sizeof(sub), "%s/keepalived", dir);
+	snprintf(path, sizeof(path), "%s/notify.fifo", sub);
 	follow(false, "VI_1");
 	cr_assert_not(syncd_kafifo_is_open(kf));
 	pump(150);
 	cr_assert_not(syncd_kafifo_is_open(kf));
-	/* keepalived starts and writes before the reader has opened the FIFO. */
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	/* keepalived makes the FIFO and writes before the reader opens it. */
 	fd = ka_open();
-	put(fd, "INSTANCE \"VI_1\" FAULT 100\nINSTANCE \"VI_1\" BACKUP 100\n");
-	pump_until(2);
+	put(fd, "INSTANCE \"VI_1\" BACKUP 100\n");
+	pump_until(1);
 	cr_assert(syncd_kafifo_is_open(kf));
-	assert_seen(0, "VI_1", SYNCD_KA_FAULT);
-	assert_seen(1, "VI_1", SYNCD_KA_BACKUP);
+	assert_seen(0, "VI_1", SYNCD_KA_BACKUP);
 	close(fd);
 }
 
@@ -325,11 +348,12 @@ Test(kafifo_reader, writer_closes_and_comes_back)
 	put(fd, "INSTANCE \"VI_1\" BACKUP 100\n");
 	pump_until(2);
 	assert_seen(1, "VI_1", SYNCD_KA_BACKUP);
-	/* keepalived stops and removes the FIFO it made; the next one makes another. */
+	/* keepalived stops and removes the FIFO it made: the reader makes another. */
 	close(fd);
 	cr_assert_eq(unlink(path), 0);
 	pump(50);
-	cr_assert_not(syncd_kafifo_is_open(kf));
+	cr_assert(syncd_kafifo_is_open(kf));
+	cr_assert_eq(syncd_kafifo_stats(kf)->opens, 3);
 	fd = ka_open();
 	put(fd, "INSTANCE \"VI_1\" FAULT 100\n");
 	pump_until(3);
