@@ -517,8 +517,8 @@ f_gwc_node() {
 # keepalived for a gwcluster node. With the ha-hooks (the default when
 # ha-hooks/ exists; F_HOOKS=interim forces the interim handler): as in
 # ha-hooks/keepalived.conf.example, notify_fifo read by syncd (F_NOTIFY=direct;
-# keepalived creates the FIFO, and a FIFO a killed keepalived left behind is
-# used again, as on a real node) or by the notify_fifo_script gwcluster-notify
+# syncd, started first, made the FIFO, and it stays across restarts of either
+# daemon, as on a real node) or by the notify_fifo_script gwcluster-notify
 # (F_NOTIFY=script: the state changes, in order, to `gwctl role`),
 # track_script gwcluster-check, track_file syncd's SyncedFile (weight 0:
 # anything but 0 is FAULT, reset to 1 when keepalived starts). Interim: the
