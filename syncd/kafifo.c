@@ -179,8 +179,10 @@ struct syncd_kafifo {
 	dev_t dev;
 	ino_t ino;
 	uint64_t opened_ns;
-	bool read_any;	   /* since opened */
-	bool waiting_said; /* "cannot create" logged since the last open */
+	bool read_any;		/* since opened */
+	bool waiting_said;	/* "cannot create" logged since the last open */
+	uint64_t writerless_ns; /* since when no writer was found; 0: one was */
+	bool writerless_said;
 	struct gw_timer timer;
 	char line[SYNCD_KAFIFO_LINE_MAX + 1];
 	size_t len;
@@ -415,6 +417,42 @@ static void on_io(struct gw_loop *loop, int fd, uint32_t events, void *arg)
 }
 
 /*
+ * Is anybody writing? A read that finds no byte says: 0 no writer, EAGAIN a
+ * writer. A FIFO without one for SYNCD_KAFIFO_SILENT_MS is worth a warning:
+ * keepalived is not running, or it reloaded (2.2.7 then stops writing).
+ */
+static void check_writer(struct syncd_kafifo *f)
+{
+	uint64_t now = gw_loop_now(f->loop);
+	char buf[READ_CHUNK];
+	ssize_t n = read(f->fd, buf, sizeof(buf));
+
+	if (n > 0) {
+		f->read_any = true;
+		feed(f, buf, (size_t)n);
+	}
+	f->stats.writer = n != 0;
+	if (n != 0) {
+		if (f->writerless_said)
+			gw_info("syncd: keepalived writes to %s again", f->path);
+		f->writerless_ns = 0;
+		f->writerless_said = false;
+		return;
+	}
+	if (!f->writerless_ns)
+		f->writerless_ns = now;
+	if (!f->writerless_said &&
+	    now - f->writerless_ns >= SYNCD_KAFIFO_SILENT_MS * GW_NSEC_PER_MSEC) {
+		gw_warn(
+		    "syncd: nobody has had %s open for writing for %u s: is keepalived running "
+		    "with notify_fifo %s? (keepalived 2.2.7 stops writing to it after a reload: "
+		    "restart keepalived)",
+		    f->path, SYNCD_KAFIFO_SILENT_MS / 1000, f->path);
+		f->writerless_said = true;
+	}
+}
+
+/*
  * Closed: open the FIFO if it is there now. Open: keepalived may have made a
  * new FIFO at the path (a reload removes the one it created and makes
  * another); an EOF normally says so, but not when the old one was opened
@@ -431,6 +469,7 @@ static void on_timer(struct gw_loop *loop, struct gw_timer *t, void *arg)
 		arm(f, try_open(f) ? SYNCD_KAFIFO_RETRY_MS : SYNCD_KAFIFO_CHECK_MS);
 		return;
 	}
+	check_writer(f);
 	if (!stat(f->path, &st) && S_ISFIFO(st.st_mode) &&
 	    (st.st_dev != f->dev || st.st_ino != f->ino)) {
 		dev_t dev = f->dev;

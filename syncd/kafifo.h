@@ -31,10 +31,11 @@
 #include "gw/loop.h"
 
 enum {
-	SYNCD_KAFIFO_NAME_MAX = 127,  /* bytes of an instance or group name */
-	SYNCD_KAFIFO_LINE_MAX = 511,  /* longer lines are garbage */
-	SYNCD_KAFIFO_RETRY_MS = 100,  /* opening a missing FIFO again */
-	SYNCD_KAFIFO_CHECK_MS = 1000, /* does the path still name the FIFO held? */
+	SYNCD_KAFIFO_NAME_MAX = 127,	/* bytes of an instance or group name */
+	SYNCD_KAFIFO_LINE_MAX = 511,	/* longer lines are garbage */
+	SYNCD_KAFIFO_RETRY_MS = 100,	/* opening a missing FIFO again */
+	SYNCD_KAFIFO_CHECK_MS = 1000,	/* does the path still name the FIFO held? a writer? */
+	SYNCD_KAFIFO_SILENT_MS = 10000, /* without a writer: warn */
 };
 
 enum syncd_ka_type {
@@ -76,6 +77,7 @@ struct syncd_kafifo_stats {
 	uint64_t garbage; /* malformed or over-long lines, partial lines at EOF */
 	uint64_t opens;	  /* successful opens of the FIFO */
 	uint64_t refused; /* the path was no FIFO, or a FIFO others may write */
+	bool writer;	  /* at the last check (every SYNCD_KAFIFO_CHECK_MS) */
 };
 
 struct syncd_kafifo_config {

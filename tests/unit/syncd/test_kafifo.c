@@ -362,6 +362,25 @@ Test(kafifo_reader, writer_closes_and_comes_back)
 	close(fd);
 }
 
+Test(kafifo_reader, tells_whether_anybody_writes)
+{
+	int fd;
+
+	follow(false, "VI_1");
+	pump(SYNCD_KAFIFO_CHECK_MS + 200);
+	cr_assert_not(syncd_kafifo_stats(kf)->writer, "no keepalived yet");
+	fd = ka_open();
+	pump(SYNCD_KAFIFO_CHECK_MS + 200);
+	cr_assert(syncd_kafifo_stats(kf)->writer);
+	put(fd, "INSTANCE \"VI_1\" MASTER 100\n");
+	pump_until(1);
+	cr_assert_eq(syncd_kafifo_stats(kf)->opens, 1, "the check reads no EOF where a writer is");
+	close(fd);
+	pump(SYNCD_KAFIFO_CHECK_MS + 200);
+	cr_assert_not(syncd_kafifo_stats(kf)->writer);
+	cr_assert(syncd_kafifo_is_open(kf));
+}
+
 Test(kafifo_reader, new_fifo_while_the_old_one_is_held)
 {
 	int old = ka_open(), fd;
