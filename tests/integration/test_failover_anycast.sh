@@ -107,10 +107,12 @@ h_wait_ping lan 192.0.2.2 5
 
 # ---------------------------------------------------------------- gateways
 
-# syncd in anycast mode: cluster.conf as failover.sh writes it, plus Mode.
+# syncd in anycast mode: cluster.conf as failover.sh writes it, plus Mode,
+# without keepalived's notify FIFO (no keepalived here; syncd refuses it in
+# anycast mode).
 f__gwc_setup
 for ((i = 1; i <= N; i++)); do
-	sed -i 's/^\[Cluster\]$/[Cluster]\nMode = anycast/' "$(f_conf "$i")"
+	sed -i -e 's/^\[Cluster\]$/[Cluster]\nMode = anycast/' -e '/^Keepalived/d' "$(f_conf "$i")"
 done
 for ((i = 1; i <= N; i++)); do
 	f_gwc_daemons "$i"
