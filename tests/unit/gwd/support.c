@@ -93,7 +93,8 @@ void rig_device_new(struct gwd_device **dev, rig_send_fn *send, rig_deliver_fn *
 	device_new(dev, &ops[i], arg);
 }
 
-static int vset(struct gwd_device *dev, bool must, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int vset(struct gwd_device *dev, bool must,
+						      const char *fmt, va_list ap)
 {
 	char body[4096];
 	struct gwd_uapi_set s;
