@@ -481,6 +481,8 @@ int gwd_metrics_write(struct gwd_device *dev, const struct gwd_metrics_options *
 	gw_metrics_sample_u64(m, (struct gw_metric_label[]){{"version", GW_VERSION}}, 1, 1);
 	write_figures(device_figures, sizeof(device_figures) / sizeof(device_figures[0]), src,
 		      false, m);
+	if (dev->loop)
+		gw_metrics_write_loop(m, "gwd", dev->loop);
 	write_stats(dev, m);
 	if (dev->cluster)
 		write_cluster(dev, src, t.has_headroom, m);

@@ -54,6 +54,8 @@ struct gw_loop {
 	int sigfd;
 	sigset_t sigmask;
 	struct sig_rec sig[NSIG];
+
+	struct gw_loop_stats stats;
 };
 
 int gw_loop_new(struct gw_loop **out, const struct gw_clock *clock)
@@ -420,10 +422,22 @@ int gw_loop_run_once(struct gw_loop *loop, int timeout_ms)
 			return -errno;
 		n = 0;
 	}
+	uint64_t start = gw_clock_mono_ns(loop->clock), took;
+
 	for (int i = 0; i < n; i++)
 		dispatch(loop, &ev[i]);
 	gw_loop_run_timers(loop);
+	took = gw_clock_mono_ns(loop->clock) - start;
+	loop->stats.turns++;
+	loop->stats.busy_ns += took;
+	if (took > loop->stats.longest_ns)
+		loop->stats.longest_ns = took;
 	return 0;
+}
+
+void gw_loop_get_stats(const struct gw_loop *loop, struct gw_loop_stats *out)
+{
+	*out = loop->stats;
 }
 
 int gw_loop_run(struct gw_loop *loop)

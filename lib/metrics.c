@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gw/log.h"
+#include "gw/loop.h"
 
 enum {
 	BUF_MIN = 4096,
@@ -396,4 +397,25 @@ const char *gw_metrics_data(const struct gw_metrics *m, size_t *len)
 {
 	*len = m->len;
 	return m->buf ? m->buf : "";
+}
+
+void gw_metrics_write_loop(struct gw_metrics *m, const char *prefix, const struct gw_loop *loop)
+{
+	struct gw_loop_stats st;
+	char name[96];
+
+	gw_loop_get_stats(loop, &st);
+	snprintf(name, sizeof(name), "%s_loop_turns_total", prefix);
+	gw_metrics_one_u64(m, name, GW_METRIC_COUNTER,
+			   "Turns of the event loop (the work after one wait for events).",
+			   st.turns);
+	snprintf(name, sizeof(name), "%s_loop_busy_seconds_total", prefix);
+	gw_metrics_one_f64(m, name, GW_METRIC_COUNTER,
+			   "Time the event loop spent working (the sum of its turns).",
+			   (double)st.busy_ns / 1e9);
+	snprintf(name, sizeof(name), "%s_loop_longest_turn_seconds", prefix);
+	gw_metrics_one_f64(m, name, GW_METRIC_GAUGE,
+			   "The longest turn of the event loop since the daemon started: the "
+			   "longest time it answered nothing.",
+			   (double)st.longest_ns / 1e9);
 }

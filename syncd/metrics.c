@@ -400,6 +400,8 @@ int syncd_metrics_write(const struct syncd_metrics_source *src, uint64_t now_ns,
 	write_apply(src, m);
 	if (src->relay)
 		write_relay(src, m);
+	if (src->loop)
+		gw_metrics_write_loop(m, "syncd", src->loop);
 	return 0;
 }
 

@@ -69,6 +69,7 @@ struct syncd_metrics_source {
 	const uint64_t *record_changes;
 	struct syncd_records_count *records_count; /* the cache; may be NULL likewise */
 	double start_time_s;			   /* Unix time syncd started; 0: not exported */
+	const struct gw_loop *loop;		   /* its turns; NULL: not exported */
 };
 
 /* Writes syncd's families into m (not the server's own). 0 or -errno; writer errors stay in m. */

@@ -77,6 +77,18 @@ size_t gw_loop_run_timers(struct gw_loop *loop);
  * ready callbacks and due timers. 0 or -errno (EINTR is not an error).
  */
 int gw_loop_run_once(struct gw_loop *loop, int timeout_ms);
+/*
+ * What gw_loop_run_once() measured on the loop's clock: a turn is the work
+ * after one wait (I/O callbacks, then due timers). The longest turn is how
+ * long the loop answered nothing at worst: the figure for stalls.
+ */
+struct gw_loop_stats {
+	uint64_t turns;
+	uint64_t busy_ns;    /* sum of the turns */
+	uint64_t longest_ns; /* the longest turn since gw_loop_new() */
+};
+void gw_loop_get_stats(const struct gw_loop *loop, struct gw_loop_stats *out);
+
 /* Runs until gw_loop_stop(); 0 or -errno from epoll. */
 int gw_loop_run(struct gw_loop *loop);
 void gw_loop_stop(struct gw_loop *loop);

@@ -95,6 +95,13 @@ int gw_metrics_one_u64(struct gw_metrics *m, const char *name, enum gw_metric_ty
 int gw_metrics_one_f64(struct gw_metrics *m, const char *name, enum gw_metric_type type,
 		       const char *help, double v);
 
+/*
+ * The event loop's turns (gw/loop.h, gw_loop_get_stats) as PREFIX_loop_turns_total,
+ * PREFIX_loop_busy_seconds_total and PREFIX_loop_longest_turn_seconds.
+ */
+struct gw_loop;
+void gw_metrics_write_loop(struct gw_metrics *m, const char *prefix, const struct gw_loop *loop);
+
 /* Closes the exposition: returns the first error since gw_metrics_begin(), or 0. */
 int gw_metrics_end(struct gw_metrics *m);
 /* The text so far, NUL-terminated (never NULL); its length in *len. */

@@ -605,3 +605,43 @@ Test(run, fake_clock_due_timer_does_not_wait)
 	cr_assert_lt(mono_now() - start, 5 * GW_NSEC_PER_SEC);
 	gw_loop_free(f.loop);
 }
+
+struct slow {
+	struct gw_timer t;
+	struct gw_fake_clock *fc;
+	uint64_t takes_ns;
+};
+
+static void slow_fire(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	struct slow *s = arg;
+
+	(void)loop;
+	(void)t;
+	gw_fake_clock_advance(s->fc, s->takes_ns); /* the callback "runs" that long */
+}
+
+Test(loop, stats_measure_turns_and_the_longest)
+{
+	struct fixture f;
+	struct slow a = {.takes_ns = 3000000}, b = {.takes_ns = 7000000};
+	struct gw_loop_stats st;
+
+	fixture_init(&f);
+	a.fc = b.fc = &f.fc;
+	gw_timer_init(&a.t, slow_fire, &a);
+	gw_timer_init(&b.t, slow_fire, &b);
+	gw_loop_get_stats(f.loop, &st);
+	cr_assert_eq(st.turns, 0);
+	cr_assert_eq(st.longest_ns, 0);
+	gw_timer_arm_in(f.loop, &a.t, 0);
+	cr_assert_eq(gw_loop_run_once(f.loop, 0), 0);
+	gw_timer_arm_in(f.loop, &b.t, 0);
+	cr_assert_eq(gw_loop_run_once(f.loop, 0), 0);
+	cr_assert_eq(gw_loop_run_once(f.loop, 0), 0); /* nothing due: a turn of 0 ns */
+	gw_loop_get_stats(f.loop, &st);
+	cr_assert_eq(st.turns, 3);
+	cr_assert_eq(st.busy_ns, 10000000);
+	cr_assert_eq(st.longest_ns, 7000000);
+	gw_loop_free(f.loop);
+}
