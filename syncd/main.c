@@ -98,7 +98,7 @@ struct daemon {
 	bool ka_known;
 	enum syncd_ka_state ka_state;
 	uint64_t ka_checked_ns;
-	struct gw_timer tick, relay_kick, stats;
+	struct gw_timer tick, relay_kick, stats, work;
 	uint64_t stats_period_ns, synced_checked_ns;
 	/* Metrics: the server, what it reads, and what only it counts. */
 	struct gw_metrics_endpoint *metrics;
@@ -207,18 +207,34 @@ static void io_record_changed(void *arg, const uint8_t *key, size_t key_len)
 		syncd_applier_changed(d->applier, key, key_len);
 }
 
-static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
-			const Gwcluster__Envelope *env)
+static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch, Gwcluster__Envelope *env)
 {
 	struct daemon *d = arg;
 
 	if (d->relay && syncd_relay_receive(d->relay, from, ch, env))
 		return;
-	syncd_replica_receive(d->replica, from, ch, env);
+	syncd_replica_receive_taking(d->replica, from, ch, env);
 }
 
 static void refresh_synced_file(struct daemon *d);
 static void ka_recheck(struct daemon *d);
+
+/* The replica's large jobs, one slice per loop turn: I/O is served in between. */
+static void on_work(struct gw_loop *loop, struct gw_timer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (syncd_replica_work(d->replica))
+		gw_timer_arm_in(loop, t, 0);
+}
+
+static void io_more(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!gw_timer_pending(&d->work) && gw_timer_arm_in(d->loop, &d->work, 0))
+		gw_warn("syncd: cannot schedule the replica's work; retried with the next tick");
+}
 
 /* The replica's catch-up, for the relay's readiness. */
 static void config_state(struct daemon *d)
@@ -232,6 +248,8 @@ static void on_tick(struct gw_loop *loop, struct gw_timer *t, void *arg)
 	struct daemon *d = arg;
 
 	syncd_replica_tick(d->replica);
+	if (!gw_timer_pending(&d->work) && syncd_replica_work(d->replica))
+		gw_timer_arm_in(loop, &d->work, 0); /* in case arming failed before */
 	syncd_lag_observe(&d->lag, d->replica, gw_loop_now(loop));
 	syncd_applier_enable(d->applier, syncd_replica_writable(d->replica));
 	if (d->relay) {
@@ -591,6 +609,7 @@ static int open_replica(struct daemon *d)
 	    .reply = io_reply,
 	    .changed = io_changed,
 	    .record_changed = io_record_changed,
+	    .more = io_more,
 	    .arg = d,
 	};
 	struct syncd_replica_config rc = {
@@ -647,6 +666,7 @@ static int open_metrics(struct daemon *d)
 	d->msrc.cfg = d->cfg;
 	/* msrc.apply and msrc.gwd_connected: once the applier exists (start). */
 	d->msrc.lag = &d->lag;
+	d->msrc.loop = d->loop;
 	d->msrc.record_changes = &d->record_changes;
 	d->msrc.records_count = &d->records_count;
 	if (!clock_gettime(CLOCK_REALTIME, &now))
@@ -670,6 +690,7 @@ static int start(struct daemon *d)
 
 	/* Before anything can fail: stop() cancels them, and a zeroed timer looks armed. */
 	gw_timer_init(&d->tick, on_tick, d);
+	gw_timer_init(&d->work, on_work, d);
 	rc = gw_loop_new(&d->loop, NULL);
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGTERM, on_signal, NULL);
 	rc = rc ? rc : gw_loop_add_signal(d->loop, SIGINT, on_signal, NULL);
@@ -736,6 +757,7 @@ static void stop(struct daemon *d)
 	gw_metrics_endpoint_close(d->metrics);
 	if (d->loop) {
 		gw_timer_cancel(d->loop, &d->tick);
+		gw_timer_cancel(d->loop, &d->work);
 		if (d->relay) {
 			gw_timer_cancel(d->loop, &d->relay_kick);
 			gw_timer_cancel(d->loop, &d->stats);

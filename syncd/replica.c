@@ -22,6 +22,7 @@
 #include "gw/crypto.h"
 #include "gw/key.h"
 #include "gw/log.h"
+#include "gw/pbwipe.h"
 #include "hlc.h"
 
 enum phase {
@@ -40,6 +41,8 @@ struct hlc_sample {
 	uint64_t hlc, seq;
 };
 
+struct chunker;
+
 /* What we know of one member, as an origin of updates and as a peer node. */
 struct member {
 	uint8_t id;
@@ -56,6 +59,15 @@ struct member {
 	unsigned repair_tries; /* sent without progress in between */
 	struct gap_slot *gap;  /* SYNCD_GAP_SLOTS, allocated on first gap */
 	size_t gap_bytes;
+	/* Update applied + 1, merged a slice per syncd_replica_work(); NULL: none. */
+	Gwcluster__Update *merging;
+	uint64_t merge_seq; /* its seq */
+	size_t merged;	    /* its records merged so far */
+	unsigned merge_slices;
+	uint64_t merge_started, merge_longest; /* mono ns; ns */
+	bool merge_changed;		       /* some of them were stored */
+	/* As a snapshot requester: the snapshot we are sending it, NULL: none. */
+	struct chunker *serving;
 	/* As a node, from its heartbeats. */
 	bool heard;
 	uint64_t last_seen; /* mono ns */
@@ -98,6 +110,7 @@ struct syncd_replica {
 	Gwcluster__OriginSeq *vec_os;
 	Gwcluster__OriginSeq **vec_osp;
 	uint64_t *tmp_vec;
+	unsigned next_job; /* member whose job syncd_replica_work() looks at first */
 };
 
 static struct gw_ratelimit reject_rl = GW_RATELIMIT_INIT(GW_NSEC_PER_SEC, 5);
@@ -377,6 +390,18 @@ static uint64_t now_ns(const struct syncd_replica *r)
 	return gw_clock_mono_ns(r->clock);
 }
 
+/* The first seq of o's stream neither applied nor being merged. */
+static uint64_t next_needed(const struct member *o)
+{
+	return o->applied + 1 + (o->merging != NULL);
+}
+
+static void want_work(struct syncd_replica *r)
+{
+	if (r->io.more)
+		r->io.more(r->io.arg);
+}
+
 static struct member *member_of(struct syncd_replica *r, uint32_t id)
 {
 	if (id > 255 || r->index[id] < 0)
@@ -591,18 +616,26 @@ static void purge_stale(struct member *o)
 			slot_release(o, &o->gap[i]);
 }
 
-/* Applies update (o, seq) and advances applied[o], atomically. 0 or -errno. */
-static int apply_update(struct syncd_replica *r, struct member *o, uint64_t seq,
-			const Gwcluster__Update *u)
+static size_t slice_len(const struct syncd_replica *r)
+{
+	return r->cfg.merge_slice ? r->cfg.merge_slice : SYNCD_MERGE_SLICE;
+}
+
+/*
+ * Merges records [from, to) of update (o, seq) in one transaction; when to
+ * is the end, advances applied[o] to seq in the same one. 0 or -errno (the
+ * transaction rolled back). *changed is set when some record was stored.
+ */
+static int merge_slice(struct syncd_replica *r, struct member *o, uint64_t seq,
+		       const Gwcluster__Update *u, size_t from, size_t to, bool *changed)
 {
 	char why[160];
-	bool changed = false;
 	int rc;
 
 	rc = syncd_store_begin(r->store);
 	if (rc)
 		goto fail;
-	for (size_t i = 0; i < u->n_records; i++) {
+	for (size_t i = from; i < to; i++) {
 		const Gwcluster__Record *rec = u->records[i];
 
 		if (rec->writer != o->id) {
@@ -618,19 +651,21 @@ static int apply_update(struct syncd_replica *r, struct member *o, uint64_t seq,
 		rc = merge_record(r, rec, o->id, seq);
 		if (rc < 0)
 			goto fail_tx;
-		changed |= rc == 1;
+		*changed |= rc == 1;
 	}
-	rc = syncd_store_set_applied(r->store, o->id, seq);
+	rc = 0;
+	if (to == u->n_records)
+		rc = syncd_store_set_applied(r->store, o->id, seq);
 	if (!rc)
 		rc = syncd_store_commit(r->store);
 	if (rc)
 		goto fail_tx;
-	o->applied = seq;
-	if (o->applied >= o->known)
-		o->known = o->applied;
-	r->stats.updates_applied++;
-	if (changed)
-		notify(r);
+	if (to == u->n_records) {
+		o->applied = seq;
+		if (o->applied >= o->known)
+			o->known = o->applied;
+		r->stats.updates_applied++;
+	}
 	return 0;
 fail_tx:
 	syncd_store_rollback(r->store);
@@ -639,25 +674,125 @@ fail:
 	return rc;
 }
 
+/*
+ * Applies update (o, applied[o] + 1): at once and atomically when it fits in
+ * a slice (0 or -errno), else starts merging it in slices (-EINPROGRESS).
+ * owned: NULL, or in itself, ours to keep or free (else in is copied if
+ * kept); take: NULL, or where in lies in an envelope that may give it up.
+ * Updates are unpacked with (and kept and freed with) gw_pbwipe_allocator.
+ */
+static int start_update(struct syncd_replica *r, struct member *o, const Gwcluster__Update *in,
+			Gwcluster__Update *owned, Gwcluster__Update **take)
+{
+	Gwcluster__Update *u = owned;
+	uint64_t seq = o->applied + 1;
+	bool changed = false;
+	int rc;
+
+	if (in->n_records <= slice_len(r)) {
+		rc = merge_slice(r, o, seq, in, 0, in->n_records, &changed);
+		if (owned)
+			gwcluster__update__free_unpacked(owned, &gw_pbwipe_allocator);
+		if (changed)
+			notify(r);
+		return rc;
+	}
+	if (!owned && take) {
+		u = *take;
+		*take = NULL;
+	} else if (!owned) {
+		size_t len = gwcluster__update__get_packed_size(in);
+		uint8_t *blob = malloc(len + 1);
+
+		if (!blob)
+			return -ENOMEM;
+		gwcluster__update__pack(in, blob);
+		u = gwcluster__update__unpack(&gw_pbwipe_allocator, len, blob);
+		gw_wipe(blob, len); /* may hold preshared keys */
+		free(blob);
+		if (!u)
+			return -ENOMEM;
+	}
+	/* Every stamp received is observed now, as if the update were merged at once. */
+	for (size_t i = 0; i < u->n_records; i++)
+		if (u->records[i]->writer == o->id)
+			observe(r, o->id, u->records[i]->hlc);
+	o->merging = u;
+	o->merge_seq = seq;
+	o->merged = 0;
+	o->merge_slices = 0;
+	o->merge_started = now_ns(r);
+	o->merge_longest = 0;
+	o->merge_changed = false;
+	gw_info("replica: merging update %llu of node %u (%zu records) in slices of %zu",
+		(unsigned long long)seq, o->id, u->n_records, slice_len(r));
+	want_work(r);
+	return -EINPROGRESS;
+}
+
+static void merge_free(struct member *o)
+{
+	if (o->merging)
+		gwcluster__update__free_unpacked(o->merging, &gw_pbwipe_allocator);
+	o->merging = NULL;
+	o->merged = 0;
+	o->merge_changed = false;
+}
+
 /* Applies buffered updates that became contiguous. */
 static void drain(struct syncd_replica *r, struct member *o)
 {
-	while (o->gap) {
+	while (o->gap && !o->merging) {
 		struct gap_slot *s = &o->gap[(o->applied + 1) % SYNCD_GAP_SLOTS];
 		Gwcluster__Update *u;
-		int rc;
 
 		if (s->seq != o->applied + 1)
 			break;
-		u = gwcluster__update__unpack(NULL, s->len, s->blob);
+		u = gwcluster__update__unpack(&gw_pbwipe_allocator, s->len, s->blob);
 		slot_release(o, s);
-		if (!u)
-			break;
-		rc = apply_update(r, o, o->applied + 1, u);
-		gwcluster__update__free_unpacked(u, NULL);
-		if (rc)
+		if (!u || start_update(r, o, u, u, NULL))
 			break;
 	}
+}
+
+/* One slice of o's merge; the last one advances applied[o] and drains. */
+static void merge_step(struct syncd_replica *r, struct member *o)
+{
+	const Gwcluster__Update *u = o->merging;
+	size_t to = o->merged + slice_len(r);
+	uint64_t t0 = now_ns(r), took;
+	int rc;
+
+	if (to > u->n_records)
+		to = u->n_records;
+	rc = merge_slice(r, o, o->merge_seq, u, o->merged, to, &o->merge_changed);
+	took = now_ns(r) - t0;
+	o->merge_slices++;
+	if (took > o->merge_longest)
+		o->merge_longest = took;
+	if (rc) {
+		/* Records merged so far stay (LWW): the update comes again by repair. */
+		merge_free(o);
+		return;
+	}
+	o->merged = to;
+	if (to < u->n_records) {
+		if (o->merge_changed)
+			notify(r);
+		o->merge_changed = false;
+		return;
+	}
+	if (o->merge_changed)
+		notify(r);
+	gw_info("replica: merged update %llu of node %u: %zu records in %u slices, %llu ms, "
+		"the longest %llu ms",
+		(unsigned long long)o->applied, o->id, u->n_records, o->merge_slices,
+		(unsigned long long)((now_ns(r) - o->merge_started) / GW_NSEC_PER_MSEC),
+		(unsigned long long)(o->merge_longest / GW_NSEC_PER_MSEC));
+	merge_free(o);
+	if (o->applied >= o->repair_to)
+		o->repair_sent = 0;
+	drain(r, o);
 }
 
 static void buffer_update(struct syncd_replica *r, struct member *o, uint64_t seq,
@@ -708,14 +843,16 @@ static void maybe_repair(struct syncd_replica *r, struct member *o, uint64_t now
 {
 	Gwcluster__RepairRequest rq = GWCLUSTER__REPAIR_REQUEST__INIT;
 	Gwcluster__Envelope env;
-	uint64_t from = o->applied + 1, to;
+	uint64_t from = next_needed(o), to;
 	int rc;
 
-	if (o->self || o->known <= o->applied || r->snap.active || !reachable(r, o, now))
+	if (o->self || o->known < from || r->snap.active || !reachable(r, o, now))
 		return;
 	if (o->repair_sent && now - o->repair_sent < MS(5 * r->cfg.heartbeat_ms))
 		return;
-	to = o->known < o->applied + SYNCD_REPAIR_MAX ? o->known : o->applied + SYNCD_REPAIR_MAX;
+	if (o->gap && o->gap[from % SYNCD_GAP_SLOTS].seq == from)
+		return; /* buffered: applied once the merge before it ends */
+	to = o->known < from - 1 + SYNCD_REPAIR_MAX ? o->known : from - 1 + SYNCD_REPAIR_MAX;
 	for (uint64_t s = from + 1; o->gap && s <= to; s++)
 		if (o->gap[s % SYNCD_GAP_SLOTS].seq == s) {
 			to = s - 1;
@@ -744,16 +881,16 @@ static void maybe_repair(struct syncd_replica *r, struct member *o, uint64_t now
 }
 
 static void on_update(struct syncd_replica *r, struct member *o, uint64_t seq,
-		      const Gwcluster__Update *u, uint64_t now)
+		      const Gwcluster__Update *u, Gwcluster__Update **take, uint64_t now)
 {
-	if (seq <= o->applied) {
+	if (seq < next_needed(o)) {
 		r->stats.duplicates++;
 		return;
 	}
 	if (seq > o->known)
 		o->known = seq;
 	if (seq == o->applied + 1) {
-		if (!apply_update(r, o, seq, u))
+		if (!start_update(r, o, u, NULL, take))
 			drain(r, o);
 		if (o->applied >= o->repair_to)
 			o->repair_sent = 0; /* answered: ask for the rest at once */
@@ -868,10 +1005,13 @@ static void request_snapshot(struct syncd_replica *r, struct member *m, uint64_t
 	gw_info("replica: requesting a snapshot from node %u", m->id);
 }
 
+/* A snapshot being sent to one member, a slice per syncd_replica_work(). */
 struct chunker {
 	struct syncd_replica *r;
 	struct member *to;
 	uint64_t id;
+	struct syncd_store_reader *rd; /* the cut it is read from */
+	size_t sent;		       /* records */
 	Gwcluster__Record *recs[SYNCD_CHUNK_RECORDS];
 	size_t n, bytes;
 };
@@ -887,7 +1027,13 @@ static int chunk_send(struct chunker *c, bool last)
 	ch.n_records = c->n;
 	ch.last = last;
 	if (last) {
-		fill_vector(c->r);
+		/* The vector of the cut the records were read from. */
+		const uint64_t *applied = syncd_store_reader_applied(c->rd);
+
+		for (unsigned i = 0; i < c->r->n; i++) {
+			c->r->vec_os[i].origin = c->r->members[i].id;
+			c->r->vec_os[i].seq = applied[c->r->members[i].id];
+		}
 		ch.vector = c->r->vec_osp;
 		ch.n_vector = c->r->n;
 	}
@@ -897,6 +1043,7 @@ static int chunk_send(struct chunker *c, bool last)
 	rc = c->r->io.reply(c->r->io.arg, c->to->id, &env);
 	for (size_t i = 0; i < c->n; i++)
 		gwcluster__record__free_unpacked(c->recs[i], NULL);
+	c->sent += c->n;
 	c->n = 0;
 	c->bytes = 0;
 	return rc;
@@ -918,9 +1065,24 @@ static int chunk_row(void *arg, const struct syncd_row *row)
 	return 0;
 }
 
+static void serve_end(struct member *to)
+{
+	struct chunker *c = to->serving;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		gwcluster__record__free_unpacked(c->recs[i], NULL);
+	syncd_store_reader_close(c->rd);
+	free(c);
+	to->serving = NULL;
+}
+
 /*
- * The whole state in chunks, read and sent within this call: no write can
- * come in between, so records and the final vector form a consistent cut.
+ * The whole state in chunks, read from one consistent cut of the store (a
+ * reader: writes committed meanwhile are not in it), so the records and the
+ * final vector agree, however many loop turns the walk takes
+ * (serve_step).
  */
 static void serve_snapshot(struct syncd_replica *r, struct member *to, uint64_t id, uint64_t now)
 {
@@ -933,24 +1095,43 @@ static void serve_snapshot(struct syncd_replica *r, struct member *to, uint64_t 
 		return;
 	}
 	to->last_snapshot = now;
+	serve_end(to); /* it asked anew: the one it was getting is abandoned */
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
 	c->r = r;
 	c->to = to;
 	c->id = id;
-	rc = syncd_store_foreach(r->store, false, chunk_row, c);
-	if (!rc)
-		rc = chunk_send(c, true);
-	for (size_t i = 0; i < c->n; i++)
-		gwcluster__record__free_unpacked(c->recs[i], NULL);
-	free(c);
+	rc = syncd_store_reader_open(r->store, &c->rd);
 	if (rc) {
+		free(c);
 		gw_warn("replica: snapshot for node %u: %s", to->id, strerror(-rc));
 		return;
 	}
+	to->serving = c;
+	want_work(r);
+}
+
+/* One slice of the snapshot for member to; the last one sends the vector. */
+static void serve_step(struct syncd_replica *r, struct member *to)
+{
+	struct chunker *c = to->serving;
+	bool done = false;
+	int rc;
+
+	rc = syncd_store_reader_next(c->rd, slice_len(r), chunk_row, c, &done);
+	if (!rc && done)
+		rc = chunk_send(c, true);
+	if (rc) {
+		gw_warn("replica: snapshot for node %u: %s", to->id, strerror(-rc));
+		serve_end(to);
+		return;
+	}
+	if (!done)
+		return;
 	r->stats.snapshots_served++;
-	gw_info("replica: served a snapshot to node %u", to->id);
+	gw_info("replica: served a snapshot to node %u (%zu records)", to->id, c->sent);
+	serve_end(to);
 }
 
 /*
@@ -1006,6 +1187,8 @@ static void snapshot_done(struct syncd_replica *r)
 		o->applied = r->tmp_vec[i];
 		if (o->known < o->applied)
 			o->known = o->applied;
+		if (o->merging && o->merge_seq <= o->applied)
+			merge_free(o); /* the snapshot holds it (or newer) */
 		o->repair_sent = 0;
 		o->repair_tries = 0;
 	}
@@ -1171,8 +1354,8 @@ static void on_heartbeat(struct syncd_replica *r, struct member *m, const Gwclus
 	maybe_repair(r, m, now);
 }
 
-void syncd_replica_receive(struct syncd_replica *r, uint8_t from, enum syncd_channel ch,
-			   const Gwcluster__Envelope *env)
+static void receive(struct syncd_replica *r, uint8_t from, enum syncd_channel ch,
+		    const Gwcluster__Envelope *env, Gwcluster__Update **take)
 {
 	struct member *m = member_of(r, from);
 	uint64_t now = now_ns(r);
@@ -1185,7 +1368,7 @@ void syncd_replica_receive(struct syncd_replica *r, uint8_t from, enum syncd_cha
 	m->last_seen = now;
 	if (body == GWCLUSTER__ENVELOPE__BODY_UPDATE && ch != SYNCD_CHANNEL_REQUEST &&
 	    env->has_seq && env->seq)
-		on_update(r, m, env->seq, env->update, now);
+		on_update(r, m, env->seq, env->update, take, now);
 	else if (body == GWCLUSTER__ENVELOPE__BODY_HEARTBEAT && ch == SYNCD_CHANNEL_STREAM)
 		on_heartbeat(r, m, env->heartbeat, now);
 	else if (body == GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_REQUEST && ch == SYNCD_CHANNEL_REQUEST)
@@ -1200,6 +1383,19 @@ void syncd_replica_receive(struct syncd_replica *r, uint8_t from, enum syncd_cha
 		; /* session state: a later release */
 	else
 		reject(r, from, "message %d on channel %d (or without seq)", body, (int)ch);
+}
+
+void syncd_replica_receive(struct syncd_replica *r, uint8_t from, enum syncd_channel ch,
+			   const Gwcluster__Envelope *env)
+{
+	receive(r, from, ch, env, NULL);
+}
+
+void syncd_replica_receive_taking(struct syncd_replica *r, uint8_t from, enum syncd_channel ch,
+				  Gwcluster__Envelope *env)
+{
+	receive(r, from, ch, env,
+		env->body_case == GWCLUSTER__ENVELOPE__BODY_UPDATE ? &env->update : NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -1266,6 +1462,10 @@ static void tick_gap(struct syncd_replica *r, struct member *o, uint64_t now)
 	}
 	if (o->known <= o->applied || r->snap.active)
 		return;
+	if (o->merging) {
+		maybe_repair(r, o, now); /* what follows the update being merged */
+		return;
+	}
 	if (!o->self && reachable(r, o, now) && o->repair_tries < SYNCD_REPAIR_TRIES) {
 		maybe_repair(r, o, now);
 		return;
@@ -1412,6 +1612,33 @@ void syncd_replica_tick(struct syncd_replica *r)
 		r->last_gc = now;
 		collect(r);
 	}
+}
+
+bool syncd_replica_work(struct syncd_replica *r)
+{
+	bool did = false, more = false;
+
+	/* One slice of one job, round robin over the members (merges, then snapshots). */
+	for (unsigned k = 0; k < r->n; k++) {
+		struct member *m = &r->members[(r->next_job + k) % r->n];
+
+		if (did) {
+			more |= m->merging || m->serving;
+			continue;
+		}
+		if (m->merging) {
+			merge_step(r, m);
+			did = true;
+		} else if (m->serving) {
+			serve_step(r, m);
+			did = true;
+		} else {
+			continue;
+		}
+		r->next_job = (r->next_job + k + 1) % r->n;
+		more |= m->merging || m->serving;
+	}
+	return more;
 }
 
 /* ------------------------------------------------------------------------
@@ -1861,6 +2088,8 @@ void syncd_replica_close(struct syncd_replica *r)
 	for (unsigned i = 0; r->members && i < r->n; i++) {
 		struct member *m = &r->members[i];
 
+		merge_free(m);
+		serve_end(m);
 		for (unsigned s = 0; m->gap && s < SYNCD_GAP_SLOTS; s++)
 			slot_clear(&m->gap[s]);
 		free(m->gap);

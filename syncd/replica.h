@@ -44,6 +44,7 @@ enum {
 	SYNCD_META_TAGS_MAX = 64,
 	SYNCD_META_TAG_LEN_MAX = 64,
 	SYNCD_VERSION_MAX = 31,
+	SYNCD_MERGE_SLICE = 1000, /* records per transaction and per syncd_replica_work() */
 };
 
 /* How the replica reaches other nodes; transport semantics in transport.h. */
@@ -60,6 +61,11 @@ struct syncd_replica_io {
 	 * (then the stored record did not change after all). May be NULL.
 	 */
 	void (*record_changed)(void *arg, const uint8_t *key, size_t key_len);
+	/*
+	 * Work is waiting: call syncd_replica_work() soon, from the event loop
+	 * (not from within this call). May be NULL if the caller polls.
+	 */
+	void (*more)(void *arg);
 };
 
 struct syncd_replica_config {
@@ -70,6 +76,7 @@ struct syncd_replica_config {
 	unsigned peer_dead_ms; /* silence after which a member counts as unreachable */
 	unsigned log_retain;   /* own updates kept for repair */
 	const char *version;   /* sent in heartbeats */
+	unsigned merge_slice;  /* records per slice of work; 0: SYNCD_MERGE_SLICE */
 };
 
 struct syncd_replica_stats {
@@ -113,8 +120,28 @@ void syncd_replica_close(struct syncd_replica *r);
  */
 void syncd_replica_receive(struct syncd_replica *r, uint8_t from, enum syncd_channel ch,
 			   const Gwcluster__Envelope *env);
+/*
+ * The same for an env unpacked with gw_pbwipe_allocator (the transport's):
+ * an update merged in slices is taken out of it (env->update set to NULL)
+ * instead of copied.
+ */
+void syncd_replica_receive_taking(struct syncd_replica *r, uint8_t from, enum syncd_channel ch,
+				  Gwcluster__Envelope *env);
 /* Heartbeat, timeouts, repair, catch-up, tombstone collection. */
 void syncd_replica_tick(struct syncd_replica *r);
+
+/*
+ * Large jobs go in slices, so that the caller's event loop is never held
+ * for long: a remote update of more than merge_slice records is merged
+ * merge_slice records per transaction, and applied[origin] advances only
+ * with the last one (a crash in between leaves applied where it was: the
+ * update is fetched and merged again, and records already merged lose to
+ * themselves); a snapshot served to a member is read merge_slice records
+ * at a time from a consistent cut of the store. Each call does one slice
+ * of one job; true while some job remains (io.more was called when the
+ * first one appeared).
+ */
+bool syncd_replica_work(struct syncd_replica *r);
 
 /*
  * An own write of n records (each with its item set and valid, see

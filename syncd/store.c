@@ -89,6 +89,7 @@ struct syncd_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT_ALL];
 	int lock_fd;
+	char path[PATH_MAX]; /* of the database, for readers */
 	bool created;
 	bool in_tx;
 	uint64_t incarnation;
@@ -266,6 +267,7 @@ static int open_db(struct syncd_store *s, const char *dir)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, SYNCD_STORE_FILE) >= sizeof(path))
 		return -ENAMETOOLONG;
+	memcpy(s->path, path, sizeof(path));
 	rc = sqlite3_open_v2(
 	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK)
@@ -687,4 +689,126 @@ int syncd_store_meta_set(struct syncd_store *s, const char *name, uint64_t value
 	rc = bind_text(s, st, 1, name);
 	rc = rc ? rc : bind_u64(s, st, 2, value);
 	return rc ? rc : run(s, st, "meta set");
+}
+
+/* ------------------------------------------------------------------------
+ * Readers: a consistent cut on a connection of their own
+ */
+
+struct syncd_store_reader {
+	sqlite3 *db;
+	sqlite3_stmt *walk;
+	bool done;
+	uint64_t applied[SYNCD_STORE_MAX_ORIGIN + 1];
+};
+
+static int rd_fail(struct syncd_store_reader *rd, int rc, const char *what)
+{
+	gw_log_rl(&store_rl, GW_LOG_ERR, "store: reader: %s: %s (%d)", what,
+		  rd->db ? sqlite3_errmsg(rd->db) : sqlite3_errstr(rc), rc);
+	return map_sqlite(rc);
+}
+
+static int rd_exec(struct syncd_store_reader *rd, const char *sql)
+{
+	int rc = sqlite3_exec(rd->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : rd_fail(rd, rc, sql);
+}
+
+/* Reads applied inside the reader's transaction: the first read fixes the cut. */
+static int rd_load_applied(struct syncd_store_reader *rd)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(rd->db, stmt_sql[ST_APPLIED_ALL], -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rd_fail(rd, rc, "prepare applied");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 o = sqlite3_column_int64(st, 0);
+
+		if (o >= 0 && o <= SYNCD_STORE_MAX_ORIGIN)
+			rd->applied[o] = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : rd_fail(rd, rc, "read applied");
+}
+
+int syncd_store_reader_open(struct syncd_store *s, struct syncd_store_reader **out)
+{
+	struct syncd_store_reader *rd;
+	int rc;
+
+	*out = NULL;
+	rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	/* Read-write but query_only: a read-only connection could not use the WAL index. */
+	rc = sqlite3_open_v2(s->path, &rd->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		rc = rd_fail(rd, rc, s->path);
+		goto fail;
+	}
+	rc = rd_exec(rd, "PRAGMA query_only = ON; PRAGMA busy_timeout = 2000;"
+			 " PRAGMA trusted_schema = OFF; BEGIN");
+	if (!rc)
+		rc = rd_load_applied(rd);
+	if (!rc) {
+		rc = sqlite3_prepare_v2(rd->db, stmt_sql[ST_FOREACH], -1, &rd->walk, NULL);
+		rc = rc == SQLITE_OK ? 0 : rd_fail(rd, rc, "prepare walk");
+	}
+	if (!rc) {
+		rc = sqlite3_bind_int64(rd->walk, 1, 0);
+		rc = rc == SQLITE_OK ? 0 : rd_fail(rd, rc, "bind walk");
+	}
+	if (rc)
+		goto fail;
+	*out = rd;
+	return 0;
+fail:
+	syncd_store_reader_close(rd);
+	return rc;
+}
+
+const uint64_t *syncd_store_reader_applied(const struct syncd_store_reader *rd)
+{
+	return rd->applied;
+}
+
+int syncd_store_reader_next(struct syncd_store_reader *rd, size_t limit, syncd_row_fn *fn,
+			    void *arg, bool *done)
+{
+	struct syncd_row row;
+	int rc = 0;
+
+	for (size_t n = 0; !rd->done && !rc && n < limit; n++) {
+		rc = sqlite3_step(rd->walk);
+		if (rc == SQLITE_DONE) {
+			rd->done = true;
+			rc = 0;
+			break;
+		}
+		if (rc != SQLITE_ROW)
+			return rd_fail(rd, rc, "walk");
+		row.key = sqlite3_column_blob(rd->walk, 0);
+		row.key_len = (size_t)sqlite3_column_bytes(rd->walk, 0);
+		read_row(rd->walk, 1, &row);
+		rc = fn(arg, &row);
+	}
+	*done = rd->done;
+	return rc;
+}
+
+void syncd_store_reader_close(struct syncd_store_reader *rd)
+{
+	if (!rd)
+		return;
+	sqlite3_finalize(rd->walk);
+	if (rd->db) {
+		if (!sqlite3_get_autocommit(rd->db))
+			sqlite3_exec(rd->db, "ROLLBACK", NULL, NULL, NULL);
+		if (sqlite3_close(rd->db) != SQLITE_OK)
+			gw_err("store: reader: close: %s", sqlite3_errmsg(rd->db));
+	}
+	free(rd);
 }

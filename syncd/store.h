@@ -106,6 +106,26 @@ int syncd_store_log_trim(struct syncd_store *s, uint64_t below);
 /* Smallest seq in the log; -ENOENT when empty. */
 int syncd_store_log_oldest(struct syncd_store *s, uint64_t *seq);
 
+/*
+ * A reader: every record (tombstones too) in key order, in as many calls as
+ * the caller likes, and the applied vector, all as of one instant (the
+ * open), whatever is committed meanwhile. It reads on a connection and a
+ * read transaction of its own (WAL: writers go on; checkpoints wait for the
+ * reader's end), so close it soon. The store must outlive it.
+ */
+struct syncd_store_reader;
+int syncd_store_reader_open(struct syncd_store *s, struct syncd_store_reader **out);
+/* applied[o] for o in 0..255 at the reader's instant. */
+const uint64_t *syncd_store_reader_applied(const struct syncd_store_reader *rd);
+/*
+ * Calls fn for at most limit more records (row valid during the call only);
+ * *done once all were passed. A nonzero return of fn stops and is returned.
+ */
+int syncd_store_reader_next(struct syncd_store_reader *rd, size_t limit, syncd_row_fn *fn,
+			    void *arg, bool *done);
+/* NULL is ignored. */
+void syncd_store_reader_close(struct syncd_store_reader *rd);
+
 /* -ENOENT when absent. */
 int syncd_store_meta_get(struct syncd_store *s, const char *name, uint64_t *value);
 int syncd_store_meta_set(struct syncd_store *s, const char *name, uint64_t value);

@@ -28,6 +28,11 @@ enum {
 	SAFETY_TICK_MS = 20, /* drain even if an edge of ZMQ_FD was consumed elsewhere */
 	/* Messages per socket per drain: one busy member cannot starve the loop. */
 	DRAIN_BUDGET = 256,
+	/*
+	 * ... and time per drain: past it, the rest waits for the next loop turn
+	 * (a snapshot's hundred 1 MiB chunks are not all applied in one turn).
+	 */
+	DRAIN_NS = 20 * 1000 * 1000,
 	STREAM_HWM = 100000, /* PUB send and SUB receive queues, in messages */
 	REQUEST_HWM = 10000, /* ROUTER and DEALER queues */
 	LINGER_MS = 500,     /* how long close waits to flush PUB and ROUTER queues */
@@ -120,6 +125,7 @@ struct syncd_transport {
 	struct zap zap;
 	struct gw_timer tick; /* periodic safety drain */
 	struct gw_timer kick; /* a prompt drain after a send or an exhausted budget */
+	unsigned drain_first; /* endpoint a drain starts with, in turn */
 	struct syncd_transport_stats stats;
 	struct gw_ratelimit rl;
 };
@@ -874,8 +880,8 @@ static void drain_monitor(struct syncd_transport *t, struct endpoint *e)
 	}
 }
 
-/* Reads up to the budget; true if messages remain. */
-static bool drain_endpoint(struct syncd_transport *t, struct endpoint *e)
+/* Reads up to the budget (messages, and the drain's deadline); true if messages remain. */
+static bool drain_endpoint(struct syncd_transport *t, struct endpoint *e, uint64_t deadline)
 {
 	drain_monitor(t, e);
 	if (e->role == ROLE_PUB) {
@@ -885,21 +891,36 @@ static bool drain_endpoint(struct syncd_transport *t, struct endpoint *e)
 	for (int i = 0; i < DRAIN_BUDGET; i++) {
 		if (!readable(e->sock))
 			return false;
+		if (i && gw_loop_now(t->loop) >= deadline)
+			return true;
 		recv_one(t, e);
 	}
 	return readable(e->sock);
 }
 
+static struct endpoint *endpoint_at(struct syncd_transport *t, unsigned i)
+{
+	if (i == 0)
+		return &t->pub;
+	if (i == 1)
+		return &t->router;
+	i -= 2;
+	return i % 2 ? &t->links[i / 2].dealer : &t->links[i / 2].sub;
+}
+
+/*
+ * Every endpoint gets at least one message per drain; the one that starts
+ * rotates, so a member sending without pause cannot hold the others back.
+ */
 static void drain(struct syncd_transport *t)
 {
+	uint64_t deadline = gw_loop_now(t->loop) + DRAIN_NS;
+	unsigned n = 2 + 2 * t->n_links;
 	bool more = false;
 
-	more |= drain_endpoint(t, &t->pub);
-	more |= drain_endpoint(t, &t->router);
-	for (unsigned i = 0; i < t->n_links; i++) {
-		more |= drain_endpoint(t, &t->links[i].sub);
-		more |= drain_endpoint(t, &t->links[i].dealer);
-	}
+	for (unsigned k = 0; k < n; k++)
+		more |= drain_endpoint(t, endpoint_at(t, (t->drain_first + k) % n), deadline);
+	t->drain_first = (t->drain_first + 1) % n;
 	t->stats.zap_denied = atomic_load(&t->zap.denied);
 	if (more)
 		gw_timer_arm_in(t->loop, &t->kick, 0);

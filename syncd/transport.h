@@ -66,13 +66,16 @@ enum syncd_channel {
 
 /*
  * Called for each valid Envelope. env is freed when the callback returns
- * (unpack a copy or take what you need). from is the authenticated sender.
+ * (unpack a copy or take what you need: it was unpacked with
+ * gw_pbwipe_allocator, so a submessage may be taken out, its pointer set to
+ * NULL, and freed later with that allocator). from is the authenticated
+ * sender.
  * Runs only from the gw_loop (the transport's fd and timer callbacks), never
  * from inside publish/request/reply; it may call those three, but must not
  * close the transport.
  */
 typedef void syncd_envelope_fn(void *arg, uint8_t from, enum syncd_channel ch,
-			       const Gwcluster__Envelope *env);
+			       Gwcluster__Envelope *env);
 
 /* Counters of refused input, by cause. */
 struct syncd_transport_stats {

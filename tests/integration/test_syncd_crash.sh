@@ -17,8 +17,14 @@
 # Then, atomicity: `gwctl apply` of a new set of 3000 peers on node 2, with
 # a kill -9 at a random moment of it, 3 times: after the restart node 2
 # holds exactly the old set or exactly the new one (the new one if gwctl
-# exited 0), and the cluster converges to it. Last, gwd of node 2 is killed
-# and restarted empty: syncd re-applies every peer.
+# exited 0), and the cluster converges to it. Then a receiver dies in the
+# middle of merging a large update (merged in slices, one transaction each,
+# docs/sync-protocol.md): node 1 applies a set of 20000 peers, node 3's
+# syncd gets SIGKILL once its log says the merge started and before it says
+# the merge ended; after the restart node 3 has not counted the update as
+# applied, fetches it again and ends with exactly the new set, like the
+# others. Last, gwd of node 2 is killed and restarted empty: syncd
+# re-applies every peer.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/harness.sh
 . "${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib/harness.sh"
@@ -138,6 +144,41 @@ for ((k = 1; k <= 3; k++)); do
 	h_log "apply $k killed: gwctl exit $RC, node 2 holds the $what set"
 	c_wait_converged 30
 done
+
+# ---- kill -9 of a receiver in the middle of a merge in slices
+# merges I WHAT: lines of node I's syncd log about merges in slices (WHAT: merging, merged).
+merges() {
+	grep -c "replica: $2 update" "$(h_log_of "syncd$1")" || true
+}
+merges_more() { # merges_more I WHAT N
+	(($(merges "$1" "$2") > $3))
+}
+BIG=20000
+c_keys "$BIG" | LC_ALL=C sort >"$H_LOGDIR/big"
+awk '{ printf "[Peer]\nPublicKey = %s\nAllowedIPs = 2001:db8:e::%x:%x/128\n\n", $1, int(NR / 65536), NR % 65536 }' \
+	"$H_LOGDIR/big" >"$H_LOGDIR/big.conf"
+NEW=$(sha256sum <"$H_LOGDIR/big" | cut -d' ' -f1)
+M0=$(merges 3 merging)
+D0=$(merges 3 merged)
+c_ctl 1 --timeout 60000 apply "$H_LOGDIR/big.conf" >/dev/null
+# Polled fast: the merge takes a few hundred ms on an idle machine.
+for ((t = 0; t < 3000; t++)); do
+	merges_more 3 merging "$M0" && break
+	sleep 0.01
+done
+merges_more 3 merging "$M0" || h_fail "node 3 did not start merging the update of $BIG peers in 30 s"
+h_kill syncd3 KILL
+merges_more 3 merged "$D0" && h_fail "node 3 finished the merge before it was killed (too fast to test here)"
+mv "$(h_log_of syncd3)" "$H_LOGDIR/syncd3.killed.log"
+c_syncd_up 3
+PARTIAL=$(c_list 3 | grep -c . || true)
+h_log "node 3 killed in the middle of the merge; after the restart it holds $PARTIAL peers"
+h_wait_for 60 "node 3 merged the update again" merges_more 3 merged 0
+c_wait_converged 60
+GOT=$(c_list 3 | jq -r .public_key | LC_ALL=C sort | sha256sum | cut -d' ' -f1)
+[[ $GOT == "$NEW" ]] || h_fail "node 3 does not hold exactly the new set of $BIG peers after the restart"
+h_wait_for 10 "every node synced, nothing behind" c_caught_up 1 2 3
+h_log "node 3: the interrupted merge was fetched and merged again; it holds the $BIG peers"
 
 # ---- gwd restarted empty: syncd applies everything again
 N=$(c_peer_count 2)

@@ -15,6 +15,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/pbwipe.h"
 #include "replica.h"
 
 enum {
@@ -58,6 +59,7 @@ struct net {
 	unsigned drop_arg;
 	bool duplicate, reorder;
 	unsigned log_retain;
+	unsigned merge_slice; /* small, so that multi-record updates go in slices */
 	uint64_t rng;
 	uint64_t delivered, dropped;
 };
@@ -157,6 +159,7 @@ static void node_open(uint8_t id)
 	    .peer_dead_ms = DEAD_MS,
 	    .log_retain = net.log_retain,
 	    .version = "test-1",
+	    .merge_slice = net.merge_slice,
 	};
 
 	cr_assert_eq(syncd_store_open(&nd->store, nd->dir), 0);
@@ -192,6 +195,7 @@ static void net_init(unsigned n, bool open_all)
 	net.n = n;
 	net.rng = 0x9e3779b97f4a7c15ULL;
 	net.log_retain = 1000;
+	net.merge_slice = 3;
 	gw_log_init("test", GW_LOG_WARN, GW_LOG_STDERR);
 	cr_assert_eq(gw_crypto_init(), 0);
 	for (unsigned i = 0; i < n; i++) {
@@ -229,25 +233,47 @@ static void deliver_one(size_t i)
 
 	memmove(&net.q[i], &net.q[i + 1], (net.nq - i - 1) * sizeof(*net.q));
 	net.nq--;
-	env = gwcluster__envelope__unpack(NULL, m.len, m.buf);
+	env = gwcluster__envelope__unpack(&gw_pbwipe_allocator, m.len, m.buf);
 	cr_assert(env, "a replica sent something that does not unpack");
 	if (!to->up || net.cut[m.from][m.to] || (net.drop && net.drop(&net, &m, env))) {
 		net.dropped++;
 	} else {
 		net.delivered++;
-		syncd_replica_receive(to->r, m.from, m.ch, env);
-		if (net.duplicate && to->up)
+		/* As syncd's transport hands them over (a duplicate: as a copy would come). */
+		if (net.duplicate) {
 			syncd_replica_receive(to->r, m.from, m.ch, env);
+			if (to->up)
+				syncd_replica_receive(to->r, m.from, m.ch, env);
+		} else {
+			syncd_replica_receive_taking(to->r, m.from, m.ch, env);
+		}
 	}
-	gwcluster__envelope__free_unpacked(env, NULL);
+	gwcluster__envelope__free_unpacked(env, &gw_pbwipe_allocator);
 	free(m.buf);
 }
 
+/* One slice of every node's pending work (merges, snapshots served); true while some remains. */
+static bool work_all(void)
+{
+	bool more = false;
+
+	for (unsigned i = 0; i < net.n; i++)
+		if (net.nodes[i].up)
+			more |= syncd_replica_work(net.nodes[i].r);
+	return more;
+}
+
+/* Delivers everything, interleaving the nodes' work slices with the messages. */
 static void deliver_all(void)
 {
-	for (unsigned guard = 0; net.nq; guard++) {
+	for (unsigned guard = 0;; guard++) {
+		bool more = work_all();
+
 		cr_assert_lt(guard, 1000000, "message storm");
-		deliver_one(net.reorder ? rnd(&net) % net.nq : 0);
+		if (!net.nq && !more)
+			break;
+		if (net.nq)
+			deliver_one(net.reorder ? rnd(&net) % net.nq : 0);
 	}
 }
 
@@ -936,10 +962,14 @@ Test(replica, snapshot_requests_are_rate_limited)
 		rq.request_id = i;
 		send_env(2, 1, SYNCD_CHANNEL_REQUEST, &env);
 	}
+	while (work_all())
+		;
 	cr_assert_eq(syncd_replica_stats(node(1)->r)->snapshots_served, 1);
 	cr_assert_eq(syncd_replica_stats(node(1)->r)->rejected, 4);
 	run_ms(1000);
 	send_env(2, 1, SYNCD_CHANNEL_REQUEST, &env);
+	while (work_all())
+		;
 	cr_assert_eq(syncd_replica_stats(node(1)->r)->snapshots_served, 2);
 	deliver_all(); /* node 2 never asked: the chunks are ignored */
 	cr_assert_eq(syncd_replica_stats(node(2)->r)->snapshots_completed, 0);
@@ -1001,4 +1031,155 @@ Test(replica, every_stored_record_is_reported)
 		cr_expect(nd->seen[1000], "node %u: peer 1000 never reported", nd->id);
 	}
 	cr_expect_geq(syncd_replica_stats(node(3)->r)->snapshots_completed, 1);
+}
+
+/* One update of n peers (numbers first..first+n-1) written on node id. */
+static int put_peers(uint8_t id, unsigned first, unsigned n)
+{
+	Gwcluster__Record *recs[64], rec[64];
+	Gwcluster__PeerConfig pc[64];
+	uint8_t key[64][32];
+	char ipbuf[64][32], *ips[64];
+
+	cr_assert_leq(n, 64);
+	for (unsigned i = 0; i < n; i++) {
+		gwcluster__record__init(&rec[i]);
+		gwcluster__peer_config__init(&pc[i]);
+		key_of(key[i], first + i);
+		snprintf(ipbuf[i], sizeof(ipbuf[i]), "198.18.%u.%u/32", ((first + i) >> 8) & 0xff,
+			 (first + i) & 0xff);
+		ips[i] = ipbuf[i];
+		pc[i].public_key.data = key[i];
+		pc[i].public_key.len = 32;
+		pc[i].allowed_ips = &ips[i];
+		pc[i].n_allowed_ips = 1;
+		rec[i].item_case = GWCLUSTER__RECORD__ITEM_PEER;
+		rec[i].peer = &pc[i];
+		recs[i] = &rec[i];
+	}
+	return syncd_replica_write(node(id)->r, recs, n, NULL);
+}
+
+/* Delivers the queued messages to node `to` only, without running anyone's work. */
+static void deliver_to(uint8_t to)
+{
+	for (size_t i = 0; i < net.nq;)
+		if (net.q[i].to == to)
+			deliver_one(i);
+		else
+			i++;
+}
+
+Test(replica, a_large_update_is_merged_in_slices)
+{
+	uint64_t repairs;
+
+	net_init(2, true);
+	run_until_synced();
+	cr_assert_eq(put_peers(1, 0, 10), 0); /* 10 records, slices of 3 */
+	net.duplicate = true; /* the second copy comes while the first is being merged */
+	deliver_to(2);
+	net.duplicate = false;
+	cr_assert_eq(syncd_replica_stats(node(2)->r)->duplicates, 1);
+	cr_assert_eq(live_peers(2, NULL), 0, "merged within the receive");
+	cr_assert(syncd_replica_work(node(2)->r));
+	cr_assert_eq(live_peers(2, NULL), 3);
+	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 0, "applied before the last slice");
+	/* A heartbeat now says the update exists: no repair for what is being merged. */
+	repairs = syncd_replica_stats(node(2)->r)->repairs_sent;
+	syncd_replica_tick(node(1)->r);
+	deliver_to(2);
+	syncd_replica_tick(node(2)->r);
+	cr_assert_eq(syncd_replica_stats(node(2)->r)->repairs_sent, repairs);
+	/* The next update of the same origin waits for the merge, then follows it. */
+	cr_assert_eq(put_peer(1, 20, 20, 0), 0);
+	deliver_to(2);
+	cr_assert_eq(peer_ip(2, 20), -ENOENT);
+	cr_assert(syncd_replica_work(node(2)->r));
+	cr_assert(syncd_replica_work(node(2)->r));
+	cr_assert_eq(live_peers(2, NULL), 9);
+	cr_assert(!syncd_replica_work(node(2)->r));
+	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 2);
+	cr_assert_eq(peer_ip(2, 20), 20);
+	cr_assert_eq(syncd_replica_stats(node(2)->r)->updates_applied, 2);
+	run_ms(500);
+	cr_assert_eq(syncd_replica_stats(node(2)->r)->repairs_sent, repairs);
+	assert_converged();
+}
+
+Test(replica, a_crash_in_the_middle_of_a_merge_recovers)
+{
+	net_init(3, true);
+	run_until_synced();
+	cr_assert_eq(put_peers(1, 0, 10), 0);
+	cr_assert_eq(put_peer(1, 30, 30, 0), 0);
+	deliver_to(2);
+	cr_assert(syncd_replica_work(node(2)->r));
+	cr_assert(syncd_replica_work(node(2)->r));
+	cr_assert_eq(live_peers(2, NULL), 6);
+	/* Killed with two slices committed (no transaction is open between slices). */
+	node_close(2);
+	node_open(2);
+	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 0);
+	cr_assert_eq(live_peers(2, NULL), 6);
+	run_until_synced();
+	run_ms(1000);
+	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 2);
+	cr_assert_geq(syncd_replica_stats(node(2)->r)->records_lost, 6,
+		      "the slices merged before the crash were not merged again");
+	cr_assert_eq(peer_ip(2, 30), 30);
+	assert_converged();
+}
+
+Test(replica, a_snapshot_in_slices_is_one_consistent_cut)
+{
+	Gwcluster__Envelope env = GWCLUSTER__ENVELOPE__INIT;
+	Gwcluster__SnapshotRequest rq = GWCLUSTER__SNAPSHOT_REQUEST__INIT;
+	size_t records = 0, chunks = 0;
+	bool last = false;
+
+	net_init(2, true);
+	run_until_synced();
+	cr_assert_eq(put_peers(1, 0, 10), 0);
+	run_ms(300);
+	cr_assert_eq(syncd_replica_applied(node(2)->r, 1), 1);
+	env.body_case = GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_REQUEST;
+	env.snapshot_request = &rq;
+	rq.request_id = 77;
+	send_env(2, 1, SYNCD_CHANNEL_REQUEST, &env);
+	cr_assert(syncd_replica_work(node(1)->r));
+	/* Written and deleted in the middle of the walk: not in the snapshot. */
+	cr_assert_eq(put_peer(1, 40, 40, 0), 0);
+	cr_assert_eq(del_peer(1, 0), 0);
+	cr_assert_eq(put_peers(1, 50, 5), 0);
+	while (syncd_replica_work(node(1)->r))
+		;
+	cr_assert_eq(syncd_replica_stats(node(1)->r)->snapshots_served, 1);
+	for (size_t i = 0; i < net.nq; i++) {
+		Gwcluster__Envelope *e =
+		    gwcluster__envelope__unpack(NULL, net.q[i].len, net.q[i].buf);
+
+		cr_assert(e);
+		if (net.q[i].to == 2 && e->body_case == GWCLUSTER__ENVELOPE__BODY_SNAPSHOT_CHUNK &&
+		    e->snapshot_chunk->request_id == 77) {
+			cr_assert(!last, "a chunk after the last");
+			chunks++;
+			records += e->snapshot_chunk->n_records;
+			for (size_t k = 0; k < e->snapshot_chunk->n_records; k++)
+				cr_assert_eq(e->snapshot_chunk->records[k]->item_case,
+					     GWCLUSTER__RECORD__ITEM_PEER);
+			if (e->snapshot_chunk->last) {
+				last = true;
+				for (size_t k = 0; k < e->snapshot_chunk->n_vector; k++)
+					if (e->snapshot_chunk->vector[k]->origin == 1)
+						cr_assert_eq(e->snapshot_chunk->vector[k]->seq, 1);
+			}
+		}
+		gwcluster__envelope__free_unpacked(e, NULL);
+	}
+	cr_assert(last);
+	cr_assert_eq(records, 10, "%zu records: not the cut taken at the request", records);
+	cr_assert_geq(chunks, 1);
+	deliver_all();
+	assert_converged();
 }

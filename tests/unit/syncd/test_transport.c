@@ -108,8 +108,7 @@ static void lab_fini(void)
 		gw_loop_free(lab.loop);
 }
 
-static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
-			const Gwcluster__Envelope *env);
+static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch, Gwcluster__Envelope *env);
 
 static struct syncd_transport_config config_for(uint8_t id, const char *cluster)
 {
@@ -237,8 +236,7 @@ static void answer(struct node *n, uint8_t to, uint64_t request_id)
 	cr_assert_eq(syncd_transport_reply(n->t, to, &env), 0);
 }
 
-static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch,
-			const Gwcluster__Envelope *env)
+static void on_envelope(void *arg, uint8_t from, enum syncd_channel ch, Gwcluster__Envelope *env)
 {
 	struct node *n = arg;
 	struct seen *s;
