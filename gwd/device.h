@@ -138,6 +138,17 @@ struct gwd_device_config {
 	size_t ratelimiter_entries; /* 0: GWD_RATELIMITER_MAX_DEFAULT */
 };
 
+/*
+ * A position in the peer list that survives removals: a walk spread over
+ * loop turns (a get=1 answer) keeps one; removing the peer it points to
+ * moves it to the next one (gwd_peer_cursor_*() in peer.h).
+ */
+struct gwd_peer_cursor {
+	struct gwd_peer *next; /* the next peer to visit; NULL: at the end */
+	struct gwd_peer_cursor *cnext, *cprev;
+	bool active;
+};
+
 /* One slot of the staging pool: an outbound packet waiting for a session. */
 struct gwd_staged {
 	struct gwd_staged *next;
@@ -168,6 +179,7 @@ struct gwd_device {
 	struct gwd_peer **peer_buckets;
 	size_t npeer_buckets; /* a power of two */
 	uint8_t peer_hash_key[16];
+	struct gwd_peer_cursor *cursors; /* active ones */
 
 	/* Load estimate: handshake packets in the current one-second window. */
 	uint32_t under_load_threshold;

@@ -112,6 +112,9 @@ static void unlink_peer(struct gwd_peer *peer)
 		peer->next->prev = peer->prev;
 	else
 		dev->peers_tail = peer->prev;
+	for (struct gwd_peer_cursor *c = dev->cursors; c; c = c->cnext)
+		if (c->next == peer)
+			c->next = peer->next;
 	dev->npeers--;
 	peer->linked = false;
 }
@@ -151,6 +154,42 @@ void gwd_peer_remove(struct gwd_peer *peer)
 	gwd_cookie_maker_clear(&peer->cookie);
 	gw_wipe(peer, sizeof(*peer));
 	free(peer);
+}
+
+void gwd_peer_cursor_start(struct gwd_device *dev, struct gwd_peer_cursor *c)
+{
+	gwd_peer_cursor_stop(dev, c);
+	c->next = dev->peers_head;
+	c->cprev = NULL;
+	c->cnext = dev->cursors;
+	if (dev->cursors)
+		dev->cursors->cprev = c;
+	dev->cursors = c;
+	c->active = true;
+}
+
+struct gwd_peer *gwd_peer_cursor_next(struct gwd_peer_cursor *c)
+{
+	struct gwd_peer *p = c->next;
+
+	if (p)
+		c->next = p->next;
+	return p;
+}
+
+void gwd_peer_cursor_stop(struct gwd_device *dev, struct gwd_peer_cursor *c)
+{
+	if (!c->active)
+		return;
+	if (c->cprev)
+		c->cprev->cnext = c->cnext;
+	else
+		dev->cursors = c->cnext;
+	if (c->cnext)
+		c->cnext->cprev = c->cprev;
+	c->next = NULL;
+	c->cnext = c->cprev = NULL;
+	c->active = false;
 }
 
 struct gwd_peer *gwd_peer_lookup(const struct gwd_device *dev, const uint8_t pub[static GW_KEY_LEN])

@@ -78,6 +78,17 @@ int gwd_peer_new(struct gwd_device *dev, const uint8_t pub[static GW_KEY_LEN],
 void gwd_peer_link(struct gwd_peer *peer);
 /* Unlinks (if linked), stops everything, wipes and frees. */
 void gwd_peer_remove(struct gwd_peer *peer);
+
+/*
+ * A walk over the peers in list order that may be paused between loop
+ * turns: peers removed meanwhile are skipped, peers added meanwhile come at
+ * the end. Stop every started cursor before the device is freed.
+ */
+void gwd_peer_cursor_start(struct gwd_device *dev, struct gwd_peer_cursor *c);
+/* The next peer (and moves past it), NULL at the end. */
+struct gwd_peer *gwd_peer_cursor_next(struct gwd_peer_cursor *c);
+/* Harmless on a cursor never started or already stopped. */
+void gwd_peer_cursor_stop(struct gwd_device *dev, struct gwd_peer_cursor *c);
 struct gwd_peer *gwd_peer_lookup(const struct gwd_device *dev,
 				 const uint8_t pub[static GW_KEY_LEN]);
 

@@ -786,3 +786,104 @@ Test(load, threshold_per_second_with_one_second_hold)
 	rig_run_ms(1000);
 	cr_expect_not(gwd_device_under_load(dev, true), "the count restarted");
 }
+
+/* Runs the loop once, then appends whatever the server sent on fd to *s. */
+static void turn_and_read(int fd, char **s, size_t *len, size_t *cap)
+{
+	gw_loop_run_once(rig_loop, 5);
+	for (;;) {
+		ssize_t n;
+
+		if (*cap - *len < (1 << 16) + 1) {
+			*cap = 2 * *cap + (1 << 17);
+			*s = realloc(*s, *cap);
+			cr_assert_not_null(*s);
+		}
+		n = recv(fd, *s + *len, *cap - *len - 1, 0);
+		if (n <= 0)
+			break;
+		*len += (size_t)n;
+	}
+	(*s)[*len] = '\0';
+}
+
+static bool answer_done(const char *s, size_t len)
+{
+	return len >= 2 && !strcmp(s + len - 2, "\n\n");
+}
+
+Test(server, get_is_sent_in_slices_across_loop_turns)
+{
+	enum { N = 2500 };
+	static uint8_t keys[N][GW_KEY_LEN];
+	uint8_t late[GW_KEY_LEN];
+	struct gwd_peer *p;
+	char *got = NULL, *want;
+	size_t len = 0, cap = 0;
+	int fd, turns = 1;
+
+	for (unsigned k = 0; k < N; k++) {
+		gw_random_bytes(keys[k], GW_KEY_LEN);
+		cr_assert_eq(gwd_peer_new(rig_nodes[0].dev, keys[k], &p), 0);
+		gwd_peer_link(p);
+	}
+	fd = connect_client();
+	send_all(fd, "get=1\n\n");
+	/* Turns until the answer starts (the connection is accepted first). */
+	for (int i = 0; !len && i < 100; i++)
+		turn_and_read(fd, &got, &len, &cap);
+	cr_assert_gt(len, 0);
+	cr_assert_not(answer_done(got, len), "the whole answer of %d peers in one turn", N);
+	/* Between slices: peers not sent yet are removed, one is added. */
+	gwd_peer_remove(gwd_peer_lookup(rig_nodes[0].dev, keys[N / 2]));
+	gwd_peer_remove(gwd_peer_lookup(rig_nodes[0].dev, keys[N - 1]));
+	gw_random_bytes(late, sizeof(late));
+	cr_assert_eq(gwd_peer_new(rig_nodes[0].dev, late, &p), 0);
+	gwd_peer_link(p);
+	while (!answer_done(got, len) && turns < 100) {
+		turn_and_read(fd, &got, &len, &cap);
+		turns++;
+	}
+	cr_assert(answer_done(got, len));
+	cr_assert_geq(turns, 3, "%d turns", turns);
+	/* What a get of the final state gives, in one piece. */
+	want = rig_get(rig_nodes[0].dev);
+	cr_assert_eq(len, strlen(want) + strlen("errno=0\n\n"));
+	cr_assert_eq(strncmp(got, want, strlen(want)), 0);
+	cr_assert_str_eq(got + strlen(want), "errno=0\n\n");
+	cr_assert_null(strstr(got, rig_hex(keys[N / 2])));
+	cr_assert_not_null(strstr(got, rig_hex(late)));
+	/* The connection serves the next request as usual. */
+	send_all(fd, "get=1\n\n");
+	len = 0;
+	for (turns = 0; !answer_done(got, len) && turns < 100; turns++)
+		turn_and_read(fd, &got, &len, &cap);
+	cr_assert_eq(strncmp(got, want, strlen(want)), 0);
+	free(want);
+	free(got);
+	close(fd);
+}
+
+Test(server, client_gone_in_the_middle_of_a_get)
+{
+	enum { N = 3000 };
+	uint8_t key[GW_KEY_LEN];
+	struct gwd_peer *p;
+	int fd;
+
+	for (unsigned k = 0; k < N; k++) {
+		gw_random_bytes(key, GW_KEY_LEN);
+		cr_assert_eq(gwd_peer_new(rig_nodes[0].dev, key, &p), 0);
+		gwd_peer_link(p);
+	}
+	fd = connect_client();
+	send_all(fd, "get=1\n\n");
+	gw_loop_run_once(rig_loop, 5);
+	close(fd);
+	/* The server notices, closes its side and forgets the cursor. */
+	for (int i = 0; i < 20; i++)
+		gw_loop_run_once(rig_loop, 5);
+	cr_assert_null(rig_nodes[0].dev->cursors);
+	while (rig_nodes[0].dev->peers_head)
+		gwd_peer_remove(rig_nodes[0].dev->peers_head);
+}
