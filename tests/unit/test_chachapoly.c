@@ -11,6 +11,7 @@
  */
 #include "gw/chachapoly.h"
 #include "gw/crypto.h"
+#include "support.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -29,38 +30,6 @@ static void need_avx2(void)
 {
 	if (!gw_chachapoly_avx2_usable())
 		cr_skip_test("no AVX2 code on this CPU or build");
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static size_t unhex(uint8_t *out, size_t cap, const char *hex)
-{
-	size_t n = strlen(hex) / 2;
-
-	cr_assert_eq(strlen(hex) % 2, 0);
-	cr_assert_leq(n, cap);
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		cr_assert(hi >= 0 && lo >= 0, "bad hex digit");
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return n;
-}
-
-static void assert_hex(const uint8_t *got, size_t len, const char *want, const char *what)
-{
-	uint8_t w[512];
-
-	cr_assert_eq(unhex(w, sizeof(w), want), len, "%s: length", what);
-	cr_assert(memcmp(got, w, len) == 0, "%s differs", what);
 }
 
 static const char sunscreen[] =
