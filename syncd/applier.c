@@ -298,6 +298,23 @@ static const char *op_name(const struct syncd_applier *a)
 }
 
 /*
+ * Drops the operation in flight with its connection and any partial read:
+ * a set's peers stay pending (the batch is handed back undone).
+ */
+static void abandon_op(struct syncd_applier *a)
+{
+	if (a->op == OP_SET)
+		ap_state_batch_done(a->st, &a->batch, false);
+	op_clear(a);
+	syncd_uapi_conn_close(&a->conn);
+	if (a->dump) {
+		ap_dev_free(a->dump);
+		free(a->dump);
+		a->dump = NULL;
+	}
+}
+
+/*
  * The operation (or the connection) failed: gwd's state is unknown again,
  * the batch's peers stay pending, and everything resumes with a full
  * reconciliation after the retry delay.
@@ -310,15 +327,7 @@ static void fail(struct syncd_applier *a, int rc, const char *why)
 				 a->op != OP_NONE ? now_ns(a) - a->op_start : 0);
 	a->stats.timeouts += rc == -ETIMEDOUT;
 	a->failures_in_row++;
-	if (a->op == OP_SET)
-		ap_state_batch_done(a->st, &a->batch, false);
-	op_clear(a);
-	syncd_uapi_conn_close(&a->conn);
-	if (a->dump) {
-		ap_dev_free(a->dump);
-		free(a->dump);
-		a->dump = NULL;
-	}
+	abandon_op(a);
 	a->installing = false;
 	a->need_full = true;
 	a->round_log = true;
@@ -716,14 +725,7 @@ void syncd_applier_close(struct syncd_applier *a)
 	gw_timer_cancel(a->loop, &a->work);
 	gw_timer_cancel(a->loop, &a->retry);
 	gw_timer_cancel(a->loop, &a->periodic);
-	if (a->op == OP_SET)
-		ap_state_batch_done(a->st, &a->batch, false);
-	op_clear(a);
-	syncd_uapi_conn_close(&a->conn);
-	if (a->dump) {
-		ap_dev_free(a->dump);
-		free(a->dump);
-	}
+	abandon_op(a);
 	ap_batch_free(&a->batch);
 	ap_state_free(a->st);
 	free(a->reload.k);
